@@ -13,6 +13,7 @@ a transformers upgrade fixes it and this module can go.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -44,3 +45,18 @@ def _patch_video_features() -> None:
 def apply_patches() -> None:
     """Install all work-arounds (safe to call many times)."""
     _patch_video_features()
+
+
+def keep_ray_on_loopback() -> dict[str, str]:
+    """Ray 2.60 on Linux: a local ``ray.init()`` binds the GCS, raylet and worker ports to every interface
+    and rewrites a 127.0.0.1 node address to the machine's routable one (``services.get_node_ip_address``
+    asks the network unless ``ray_constants.ENABLE_RAY_CLUSTER`` is false). That constant is read from
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` when ray is imported; the processes ``ray.init`` spawns read the
+    same variable. So: set the variable for the children, the constant for this (already importing)
+    driver, and ask for 127.0.0.1. Returns the ``ray.init`` keyword arguments.
+    tests/test_cluster_loopback.py shows Ray's default and checks every listening port with this."""
+    import ray._private.ray_constants as ray_constants
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    return {"_node_ip_address": "127.0.0.1"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,8 @@ from omni_rl.cluster import (
     plan_placement,
 )
 from omni_rl.config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def nodes(*gpus: int, cpus: float = 16) -> ClusterResources:
@@ -233,3 +236,22 @@ def test_cluster_config_loads_from_yaml(tmp_path):
         load_config(ClusterConfig, path, ["placement.mode=mixed"])
     with pytest.raises(ConfigError, match="trainer_workers"):
         load_config(ClusterConfig, path, ["placement.trainer_workers=0"])
+
+
+GPU_CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.yaml") if not p.name.startswith("tiny_"))
+
+
+@pytest.mark.parametrize("path", GPU_CONFIGS, ids=lambda p: p.name)
+def test_shipped_gpu_configs_are_checked_against_the_cluster_before_start(path):
+    """Each GPU config's placement fits two nodes of 8 GPUs, and a cluster that is too small is refused
+    before any actor starts, with the reason and the numbers."""
+    from omni_rl.cli.train import load_run_config
+
+    placement = load_run_config(path, []).cluster.placement
+    big = ClusterResources.of([{"cpus": 128, "gpus": 8}, {"cpus": 128, "gpus": 8}])
+    plan = plan_placement(placement, big)
+    assert plan.gpus <= 16
+    with pytest.raises(PlacementError, match="the cluster has no GPUs"):
+        plan_placement(placement, ClusterResources.of([{"cpus": 2, "gpus": 0}]))
+    with pytest.raises(PlacementError, match=r"placement needs \d+ GPUs .* but the cluster has 2"):
+        plan_placement(placement, ClusterResources.of([{"cpus": 64, "gpus": 2}]))

@@ -7,6 +7,7 @@ The training loop's test reuses this: same fixture, entrypoint `--config configs
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -102,15 +103,50 @@ def test_missing_or_wrong_token_is_explained(ray_cluster, tmp_path):
     assert proc.returncode == 2 and "the token from RAY_AUTH_TOKEN was refused" in proc.stderr
 
 
-def test_ray_job_submit_runs_a_tiny_grpo_training_run(ray_cluster, tmp_path):
-    """The product path: `ray job submit ... -- omni-rl train --config ...` on a running cluster."""
-    out = tmp_path / "runs"
-    train = ["python", "-m", "omni_rl.cli", "train", "--config", "configs/tiny_grpo_cpu.yaml",
-             f"output_dir={out}", "run_name=job", "steps=3", "cluster.address=null",
-             "eval.every=0", "checkpoint.every=0", "logging.console_mode=plain"]  # fmt: skip
-    proc = run(["bash", "scripts/submit.sh", "--address", ray_cluster.address, "--", *train], ray_cluster)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    rows = read_metrics(out / "job" / METRICS_FILE)
+RAY_CLI = str(VENV_BIN / "ray")
+RUN_FOLDER = re.compile(r"run folder (\S+)")
+
+
+def run_folder(logs: str) -> Path:
+    """The absolute run folder `omni-rl train` prints when it is done (inside the job's working dir)."""
+    found = RUN_FOLDER.findall(logs)
+    assert found, logs[-3000:]
+    return Path(found[-1])
+
+
+def test_ray_job_submit_runs_the_main_config_verbatim(ray_cluster):
+    """The README's main job as a user submits it: plain `ray job submit --working-dir .`, the shipped
+    config unchanged (only steps shortened). `cluster.address: local` must attach to the job's cluster."""
+    train = ["omni-rl", "train", "--config", "configs/tiny_grpo_cpu.yaml", "steps=2"]
+    cmd = [RAY_CLI, "job", "submit", "--address", ray_cluster.address, "--working-dir", ".", "--", *train]
+    proc = run(cmd, ray_cluster)
+    logs = proc.stdout + proc.stderr
+    assert proc.returncode == 0, logs[-4000:]
+    assert "inside a Ray job: cluster.address='local' attaches to the job's cluster" in logs
+    assert "Started a local Ray instance" not in logs
+    folder = run_folder(logs)
+    assert "working_dir_files" in str(folder) and folder.name == "tiny_grpo_cpu"
+    rows = read_metrics(folder / METRICS_FILE)
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(0.0 <= r["reward/mean"] <= 1.0 and r["timing/step_s"] > 0 for r in rows)
+
+
+def test_ray_job_submit_runs_the_dpo_config_verbatim(ray_cluster):
+    train = ["omni-rl", "train", "--config", "configs/tiny_dpo_cpu.yaml", "steps=3", "eval.every=0"]
+    cmd = [RAY_CLI, "job", "submit", "--address", ray_cluster.address, "--working-dir", ".", "--", *train]
+    proc = run(cmd, ray_cluster)
+    logs = proc.stdout + proc.stderr
+    assert proc.returncode == 0, logs[-4000:]
+    rows = [r for r in read_metrics(run_folder(logs) / METRICS_FILE) if r["step"] > 0]
     assert [r["step"] for r in rows] == [1, 2, 3]
-    assert all(0.0 <= r["reward/mean"] <= 1.0 for r in rows)
-    assert all(r["timing/step_s"] > 0 for r in rows)
+    assert all(r["train/loss"] > 0 for r in rows)
+
+
+def test_a_gpu_config_on_a_cpu_cluster_fails_fast_with_the_reason(ray_cluster):
+    train = ["omni-rl", "train", "--config", "configs/nemotron_omni_grpo.yaml"]
+    cmd = [RAY_CLI, "job", "submit", "--address", ray_cluster.address, "--working-dir", ".", "--", *train]
+    proc = run(cmd, ray_cluster)
+    logs = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "omni-rl train: placement.device is 'gpu' but the cluster has no GPUs" in logs, logs[-3000:]
+    assert "Traceback" not in logs

@@ -2,8 +2,9 @@
 
 ``address`` decides between starting and attaching::
 
-    null          inside a Ray job (RAY_ADDRESS set): attach; otherwise start a local Ray runtime
-    "local"       always start a new local runtime (ignores RAY_ADDRESS)
+    null          inside a Ray job or with RAY_ADDRESS set: attach; otherwise start a local Ray runtime
+    "local"       start a new local runtime (ignores RAY_ADDRESS); inside a Ray job (``ray job submit``)
+                  it attaches to the job's cluster instead, so a config runs verbatim either way
     "auto"        attach to a running cluster (RAY_ADDRESS, else one ``ray start`` left on this machine)
     "HOST:PORT"   attach to the cluster whose GCS listens there
     "ray://H:P"   attach through the Ray Client server (remote driver)
@@ -65,6 +66,8 @@ class Placement:
     cpu_threads: int = 1
     # seconds to wait for placement groups to be placed before failing (busy cluster)
     ready_timeout_s: float = 300.0
+    # memory of one GPU, for the memory plan (``omni-rl plan``); None: measured where a GPU is visible
+    gpu_memory_gib: float | None = None
 
     def __post_init__(self) -> None:
         _check(
@@ -97,6 +100,9 @@ class ClusterConfig:
     namespace: str | None = None  # None: Ray's anonymous per-job namespace
     runtime_env: dict[str, Any] = field(default_factory=dict)  # for this driver and its workers
     include_dashboard: bool = False  # local runtime only
+    # a local runtime binds every server (GCS, raylet, workers, dashboard and its job server) to
+    # 127.0.0.1 only; false: Ray's default (all interfaces, the machine's routable address)
+    loopback: bool = True
     log_to_driver: bool = True  # print actor/task output in the driver
     placement: Placement = field(default_factory=Placement)
 

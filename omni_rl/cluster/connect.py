@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from omni_rl.cluster.config import ClusterConfig
 from omni_rl.cluster.resources import ClusterResources
+from omni_rl.compat import keep_ray_on_loopback
 
 log = logging.getLogger("omni_rl.cluster")
 # set by Ray's job supervisor in the environment of a job's entrypoint
@@ -91,7 +92,12 @@ def connect(cfg: ClusterConfig | None = None) -> ClusterInfo:
     env_address = os.environ.get("RAY_ADDRESS", "")
     address = cfg.address
     if address is None:
-        address = "auto" if env_address else "local"
+        address = "auto" if env_address or JOB_ENV in os.environ else "local"
+    elif address == "local" and JOB_ENV in os.environ:
+        # A job's driver that starts its own runtime gets actors that cannot fetch the job's working_dir
+        # package (RuntimeEnvSetupError): inside `ray job submit`, "local" means the job's own cluster.
+        log.info("running inside a Ray job: cluster.address='local' attaches to the job's cluster")
+        address = "auto"
     start = address == "local"
     if address == "auto" and env_address.startswith(("http://", "https://")):
         raise ClusterError(
@@ -114,6 +120,8 @@ def connect(cfg: ClusterConfig | None = None) -> ClusterInfo:
         kwargs.update(include_dashboard=cfg.include_dashboard)
         if cfg.include_dashboard:
             kwargs["dashboard_host"] = "127.0.0.1"
+        if cfg.loopback:
+            kwargs.update(keep_ray_on_loopback())
         for name in ("num_cpus", "num_gpus", "object_store_memory"):
             if getattr(cfg, name) is not None:
                 kwargs[name] = getattr(cfg, name)
