@@ -26,6 +26,7 @@ import numpy as np
 from environments.base import EnvError, Environment, EnvRowError
 from environments.registry import get
 from omni_rl.data.schema import Prompt, RowError, validate_row
+from omni_rl.media.params import MediaParams
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,11 @@ class EnvMix:
         self.draws = 0
         self._cursors = {e.label: [0, 0] for e in self.entries}
         self._orders: dict[str, tuple[int, np.ndarray]] = {}
+
+    @property
+    def skipped_rows(self) -> int:
+        """Rows left out when the datasets were loaded (bad rows, bad media headers, misfits)."""
+        return sum(len(e.skipped) for e in self.entries)
 
     @property
     def labels(self) -> list[str]:
@@ -153,12 +159,14 @@ def mix_environments(
     *,
     data_dir: str | Path | None = None,
     check_media: bool = True,
+    params: MediaParams | None = None,
 ) -> EnvMix:
     """Build each spec's environment, load and prepare its prompts, and mix them (module docstring)."""
     if not specs:
         raise EnvError("envs: at least one environment is needed")
     entries = [
-        _entry(_as_mapping(spec, i), f"envs[{i}]", data_dir, check_media) for i, spec in enumerate(specs)
+        _entry(_as_mapping(spec, i), f"envs[{i}]", data_dir, check_media, params)
+        for i, spec in enumerate(specs)
     ]
     return EnvMix(entries, seed=seed)
 
@@ -175,7 +183,13 @@ def _as_mapping(spec: Any, i: int) -> Mapping[str, Any]:
     return spec
 
 
-def _entry(spec: Mapping[str, Any], where: str, data_dir: str | Path | None, check_media: bool) -> MixEntry:
+def _entry(
+    spec: Mapping[str, Any],
+    where: str,
+    data_dir: str | Path | None,
+    check_media: bool,
+    params: MediaParams | None,
+) -> MixEntry:
     unknown = sorted(set(spec) - _SPEC_KEYS)
     if unknown:
         raise EnvError(f"{where}: unknown key(s) {unknown}; expected {sorted(_SPEC_KEYS)}")
@@ -202,7 +216,7 @@ def _entry(spec: Mapping[str, Any], where: str, data_dir: str | Path | None, che
         data = _generated(env, spec["generate"], where, data_dir)
     if data is None:
         raise EnvError(f"{where}.data: required (a dataset path or a list of rows), or set generate")
-    raw, skipped = _load(data, where, check_media)
+    raw, skipped = _load(data, where, check_media, params)
     prompts = []
     for prompt in raw:
         try:
@@ -233,12 +247,14 @@ def _generated(env: Environment, gen: Any, where: str, data_dir: str | Path | No
         raise EnvError(f"{where}.generate: {exc}") from None
 
 
-def _load(data: Any, where: str, check_media: bool) -> tuple[list[Prompt], list[str]]:
+def _load(
+    data: Any, where: str, check_media: bool, params: MediaParams | None
+) -> tuple[list[Prompt], list[str]]:
     if isinstance(data, str | Path):
         from omni_rl.data.loading import DatasetError, load_prompts
 
         try:
-            report = load_prompts(data, check_media=check_media)
+            report = load_prompts(data, check_media=check_media, params=params)
         except DatasetError as exc:
             raise EnvError(f"{where}.data: {exc}") from None
         return report.prompts, [str(issue) for issue in report.issues]
@@ -250,7 +266,7 @@ def _load(data: Any, where: str, check_media: bool) -> tuple[list[Prompt], list[
             prompts.append(row)
             continue
         try:
-            prompts.append(validate_row(row, check_media=check_media))
+            prompts.append(validate_row(row, check_media=check_media, params=params))
         except RowError as exc:
             skipped.append(f"{where}.data[{i}]: {exc}")
     return prompts, skipped

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from omni_rl.data.schema import MediaPart, Message, Prompt, RowError, TextPart, validate_row
+from omni_rl.media.params import MediaParams
 
 
 def _row(**over):
@@ -141,7 +142,13 @@ def test_media_check_names_field_and_path(tmp_path):
     (tmp_path / "img" / "a.png").write_bytes(b"x")
     row = _row()
     row["messages"][1]["content"] = row["messages"][1]["content"][:2]  # text + image only
-    assert validate_row(row, base_dir=str(tmp_path)).media_parts()[0].base_dir == str(tmp_path)
+    exists_only = MediaParams(probe="exists")
+    prompt = validate_row(row, base_dir=str(tmp_path), params=exists_only)
+    assert prompt.media_parts()[0].base_dir == str(tmp_path)
+    with pytest.raises(
+        RowError, match=r"a\.png: not a recognised image format"
+    ):  # the default probes headers
+        validate_row(row, base_dir=str(tmp_path))
     row["messages"][1]["content"][1]["image_url"]["url"] = "img/missing.png"
     with pytest.raises(RowError) as info:
         validate_row(row, base_dir=str(tmp_path))

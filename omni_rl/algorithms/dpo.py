@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from omni_rl.algorithms import rollouts as R
+from omni_rl.algorithms.bad_media import BadMediaLog, put_prompts, record_failed_requests
 from omni_rl.algorithms.config import DPORunConfig
 from omni_rl.algorithms.loop_state import maybe_checkpoint, restore, run_eval
 from omni_rl.algorithms.preferences import (
@@ -73,13 +74,13 @@ def load_preferences(cfg: DPORunConfig) -> list[Any]:
     else:
         spec = cfg.data.synthetic
         assert spec is not None
-        mix = build_mix([spec], cfg.seed, cfg.cache_dir / "data")
+        mix = build_mix([spec], cfg.seed, cfg.cache_dir / "data", cfg.media_params())
         entry = mix.entries[0]
         source = Path(mix_source(entry))
         path = source.with_name(f"{source.stem}.preferences-s{cfg.seed}.jsonl")
         if not path.is_file():
             write_preference_rows(entry.prompts, path, cfg.seed)
-    report = load_prompts(path)
+    report = load_prompts(path, params=cfg.media_params())
     prompts = [p for p in report.prompts if p.is_preference]
     if not prompts:
         raise ValueError(f"data.path: {path} has no rows with chosen and rejected")
@@ -101,16 +102,23 @@ def _offline(
     prompts = load_preferences(cfg)
     order = np.random.default_rng([cfg.seed, 7]).permutation(len(prompts))
     n_eval = round(len(prompts) * cfg.data.eval_fraction)
+    bad = BadMediaLog()
+    ordered = [prompts[i] for i in order]
+    # a pair whose media cannot be decoded is logged and left out
+    stored = put_prompts(
+        iter(ordered).__next__,
+        len(ordered),
+        lambda p: run.store.put_many(p.media_parts(), count=1),
+        bad,
+        max_draws=len(ordered),
+    )
     examples = [
-        PreferenceExample(
-            p,
-            run.store.put_many(p.media_parts(), count=1),
-            completion_ids(tokenizer, p.chosen),
-            completion_ids(tokenizer, p.rejected),
-        )
-        for p in (prompts[i] for i in order)
+        PreferenceExample(p, refs, completion_ids(tokenizer, p.chosen), completion_ids(tokenizer, p.rejected))
+        for p, refs in stored
     ]
+    n_eval = min(n_eval, len(examples) - 1) if n_eval else 0
     held_out, train = examples[:n_eval], examples[n_eval:]
+    load_metrics = bad.metrics()
     if not train:
         raise ValueError("data: no training pairs left after the held-out split (lower data.eval_fraction)")
     _reference(cfg, run, examples, start)
@@ -129,7 +137,10 @@ def _offline(
             cursor += 1
         with timer.phase("train"):
             raw = run.trainer.train_step(batch, loss="dpo")
+        bad.count("train", int(raw.get("dropped_groups", 0)))
         row = {**R.train_metrics(raw), **timer.pop_metrics(), "timing/step_s": time.perf_counter() - t0}
+        row.update(load_metrics if step == start + 1 else {})
+        row.update(bad.metrics())
         row["dpo/train_accuracy"] = raw.get("rewards/accuracy", float("nan"))
         row["throughput/pairs_per_s"] = len(batch) / row["timing/step_s"]
         if held_out and cfg.eval.every and (step % cfg.eval.every == 0 or step == cfg.steps):
@@ -184,15 +195,23 @@ def _online(cfg: DPORunConfig, run: Any, start: int, metrics: MetricsLogger) -> 
         run.generation.sync(run.trainer, version=start)
     dumper = RolloutDumper(cfg.run_dir / ROLLOUTS, cfg.logging.rollouts_every, cfg.logging.rollouts_max_rows)
     last: dict[str, float] = {}
+    bad = BadMediaLog(load_skipped=run.mix.skipped_rows)
     for step in range(start + 1, cfg.steps + 1):
         timer = Timer()
         t0 = time.perf_counter()
         with timer.phase("generate"):
-            prompts = run.mix.sample_batch(cfg.prompts_per_step)
             groups = R.make_groups(
-                prompts, run.store, cfg.generation.sampling, cfg.group_size, cfg.seed, step
+                run.mix.sample,
+                run.store,
+                cfg.generation.sampling,
+                cfg.group_size,
+                cfg.seed,
+                step,
+                count=cfg.prompts_per_step,
+                bad=bad,
             )
             R.attach_results(groups, run.generation.generate([g.request for g in groups]))
+            record_failed_requests(groups, bad)
             mix_state = run.mix.state_dict()
         with timer.phase("score"):
             R.attach_scores(groups, run.scorer.score(R.score_tasks_of(groups)))
@@ -208,6 +227,7 @@ def _online(cfg: DPORunConfig, run: Any, start: int, metrics: MetricsLogger) -> 
                 pairs = reference.reference_logps(pairs)
             with timer.phase("train"):
                 raw = run.trainer.train_step(pairs, loss="dpo")
+            bad.count("train", int(raw.get("dropped_groups", 0)))
             with timer.phase("sync"):
                 run.generation.sync(run.trainer, version=step)
             row.update(R.train_metrics(raw))
@@ -215,6 +235,7 @@ def _online(cfg: DPORunConfig, run: Any, start: int, metrics: MetricsLogger) -> 
         R.release_groups(groups, run.store)
         row.update(R.reward_metrics(groups))
         row.update(R.media_metrics(run.store.stats()))
+        row.update(bad.metrics())
         row.update(timer.pop_metrics())
         row["timing/step_s"] = time.perf_counter() - t0
         if cfg.eval.every and step % cfg.eval.every == 0:

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from omni_rl.algorithms import rollouts as R
+from omni_rl.algorithms.bad_media import BadMediaLog, record_failed_requests
 from omni_rl.algorithms.config import GRPOConfig
 from omni_rl.algorithms.loop_state import LoopState, maybe_checkpoint, restore, run_eval
 from omni_rl.algorithms.setup import ROLLOUTS, run_summary, start_reference, start_run
@@ -54,6 +55,7 @@ def run_grpo(cfg: GRPOConfig, *, resume: bool = False) -> dict[str, Any]:
             cfg.run_dir / ROLLOUTS, cfg.logging.rollouts_every, cfg.logging.rollouts_max_rows
         )
         envs = run.mix.environments
+        bad = BadMediaLog(load_skipped=run.mix.skipped_rows)
         last: dict[str, float] = {}
         with MetricsLogger.from_config(
             cfg.logging, cfg.run_dir, total_steps=cfg.steps, start_step=state.step, run_config=to_dict(cfg)
@@ -66,12 +68,15 @@ def run_grpo(cfg: GRPOConfig, *, resume: bool = False) -> dict[str, Any]:
                 # 1-2. prompts -> G samples each (or collect what was generated during the last step)
                 with timer.phase("generate"):
                     if pending is None:
-                        pending = _submit(cfg, run, step)
+                        pending = _submit(cfg, run, step, bad)
                     groups, handle = pending
                     failed = R.attach_results(groups, run.generation.collect(handle))
+                    record_failed_requests(groups, bad)
                     mix_state = run.mix.state_dict()  # the position after this step's prompts
                     pending = (
-                        _submit(cfg, run, step + 1) if cfg.one_step_off_policy and step < cfg.steps else None
+                        _submit(cfg, run, step + 1, bad)
+                        if cfg.one_step_off_policy and step < cfg.steps
+                        else None
                     )
                 gen_tokens = sum(len(s.token_ids) for g in groups for s in g.samples)
 
@@ -106,6 +111,7 @@ def run_grpo(cfg: GRPOConfig, *, resume: bool = False) -> dict[str, Any]:
                     run.generation.sleep()
                 with timer.phase("train"):
                     train = run.trainer.train_step(items, loss="grpo")
+                bad.count("train", int(train.get("dropped_groups", 0)))
                 with timer.phase("sync"):
                     if sleep:
                         run.generation.wake_up()
@@ -124,6 +130,7 @@ def run_grpo(cfg: GRPOConfig, *, resume: bool = False) -> dict[str, Any]:
                     },
                     **R.train_metrics(train),
                     **media,
+                    **bad.metrics(),
                     **timer.pop_metrics(),
                     "timing/step_s": step_s,
                     "throughput/gen_tokens_per_s": tokens_per_second(
@@ -147,7 +154,16 @@ def run_grpo(cfg: GRPOConfig, *, resume: bool = False) -> dict[str, Any]:
     return run_summary(cfg, last, started)
 
 
-def _submit(cfg: GRPOConfig, run: Any, step: int) -> tuple[list[R.Group], Any]:
-    prompts = run.mix.sample_batch(cfg.prompts_per_step)
-    groups = R.make_groups(prompts, run.store, cfg.generation.sampling, cfg.group_size, cfg.seed, step)
+def _submit(cfg: GRPOConfig, run: Any, step: int, bad: BadMediaLog) -> tuple[list[R.Group], Any]:
+    """This step's groups (a prompt whose media fail is replaced by the next draw), sent to generation."""
+    groups = R.make_groups(
+        run.mix.sample,
+        run.store,
+        cfg.generation.sampling,
+        cfg.group_size,
+        cfg.seed,
+        step,
+        count=cfg.prompts_per_step,
+        bad=bad,
+    )
     return groups, run.generation.submit([g.request for g in groups])

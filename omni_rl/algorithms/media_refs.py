@@ -73,14 +73,23 @@ def materialize_items(items: Sequence[Any], store: Any) -> list[Any]:
     """TrainItems, PreferencePairs or bare samples with their media resolved."""
     out: list[Any] = []
     for item in items:
-        if isinstance(item, TrainItem):
-            out.append(dataclasses.replace(item, sample=materialize(item.sample, store)))
-        elif isinstance(item, PreferencePair):
-            out.append(
-                dataclasses.replace(
-                    item, chosen=materialize(item.chosen, store), rejected=materialize(item.rejected, store)
+        try:
+            if isinstance(item, TrainItem):
+                out.append(dataclasses.replace(item, sample=materialize(item.sample, store)))
+            elif isinstance(item, PreferencePair):
+                out.append(
+                    dataclasses.replace(
+                        item,
+                        chosen=materialize(item.chosen, store),
+                        rejected=materialize(item.rejected, store),
+                    )
                 )
+            else:
+                out.append(materialize(item, store))
+        except Exception as exc:  # the trainer drops the item's group (TrainItem / PreferencePair)
+            if not isinstance(item, TrainItem | PreferencePair):
+                raise
+            out.append(
+                dataclasses.replace(item, media_error=f"media not available: {type(exc).__name__}: {exc}")
             )
-        else:
-            out.append(materialize(item, store))
     return out

@@ -89,6 +89,8 @@ class PreferenceExample:
             rejected=sample_with_refs(self.prompt, self.refs, self.rejected_ids, chat_kwargs),
             ref_chosen_logp=self.ref_chosen,
             ref_rejected_logp=self.ref_rejected,
+            group=f"{self.prompt.env}/{self.prompt.id}",
+            origin=self.prompt.origin,
         )
 
 

@@ -7,15 +7,17 @@ media *references* here; the decoded media stay in the MediaStore.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from environments.base import EnvScore
+from omni_rl.algorithms.bad_media import BadMediaLog, put_prompts
 from omni_rl.algorithms.config import SamplingConfig
 from omni_rl.algorithms.media_refs import sample_with_refs
 from omni_rl.algorithms.scoring import ScoreTask
@@ -67,25 +69,41 @@ def request_seed(run_seed: int, step: int, index: int) -> int:
 
 
 def make_groups(
-    prompts: Sequence[Prompt],
+    prompts: Sequence[Prompt] | Callable[[], Prompt],
     store: Any,
     cfg: SamplingConfig,
     n: int,
     run_seed: int,
     step: int,
     *,
+    count: int | None = None,
     greedy: bool = False,
+    bad: BadMediaLog | None = None,
 ) -> list[Group]:
-    """One request per prompt (``n`` samples); each prompt's media are put into the store once."""
+    """One request per prompt (``n`` samples); each prompt's media are put into the store once.
+
+    ``prompts``: a list (a prompt whose media fail is skipped) or a draw function (``count`` groups; a
+    prompt whose media fail is replaced by the next draw). Failures are logged and counted in ``bad``."""
+    bad = bad if bad is not None else BadMediaLog()
+    if callable(prompts):
+        draw, limit = prompts, None
+        count = count if count is not None else 1
+    else:
+        draw, count = iter(prompts).__next__, len(prompts)
+        limit = count
+    put = functools.partial(_put_media, store=store, n=n)  # one reference per sample, one decode
     groups = []
-    for i, prompt in enumerate(prompts):
-        refs = store.put_many(prompt.media_parts(), count=n)  # one reference per sample, one decode
+    for i, (prompt, refs) in enumerate(put_prompts(draw, count, put, bad, max_draws=limit)):
         params = sampling_params(cfg, n, None if greedy else request_seed(run_seed, step, i), greedy)
         request = GenerationRequest(
             f"{step}/{i}/{prompt.id}", prompt.messages, refs, params, dict(cfg.chat_kwargs)
         )
         groups.append(Group(prompt, refs, request))
     return groups
+
+
+def _put_media(prompt: Prompt, *, store: Any, n: int) -> list[MediaRef]:
+    return store.put_many(prompt.media_parts(), count=n)
 
 
 def release_groups(groups: Sequence[Group], store: Any) -> None:
@@ -131,6 +149,8 @@ def train_items(groups: Sequence[Group], *, off_policy: bool, chat_kwargs: dict[
                     advantage=float(adv),
                     old_logprobs=list(behaviour) if off_policy else None,
                     sampler_logprobs=list(sample.logprobs),
+                    group=g.request.request_id,
+                    origin=g.prompt.origin,
                 )
             )
     return items

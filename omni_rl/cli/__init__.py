@@ -12,6 +12,10 @@ COMMANDS = {
     "verify": ("omni_rl.cli.verify", "score responses in a JSONL file with a verifier, offline"),
     "envs": ("omni_rl.cli.envs", "list the registered environments, their verifiers and options"),
     "make-data": ("omni_rl.cli.make_data", "write an environment's synthetic dataset (JSONL + media)"),
+    "data": (
+        "omni_rl.cli.data",
+        "check a dataset (every row and media header) or convert one to omni-rl rows",
+    ),
     "make-tiny-model": ("omni_rl.cli.make_tiny_model", "save a tiny random Nemotron Omni checkpoint"),
     "train": ("omni_rl.cli.train", "run a GRPO or DPO loop from a config file (--resume continues a run)"),
     "submit": ("omni_rl.cli.submit", "run omni-rl train (or any command) on a Ray cluster as a Ray job"),

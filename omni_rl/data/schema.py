@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from omni_rl.media import sources
 from omni_rl.media.params import MediaParams
+from omni_rl.media.probe import check_part
 from omni_rl.media.types import MediaError, MediaRef, Modality
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -102,7 +102,8 @@ def validate_row(
     row: Any, *, base_dir: str | None = None, check_media: bool = True, params: MediaParams | None = None
 ) -> Prompt:
     """A Prompt from a raw row, or RowError naming the first bad field. `check_media` resolves every media
-    URL and checks (without reading) that the file exists and is within the modality's max_bytes."""
+    URL and checks it as ``params.probe`` says (default: exists, within max_bytes, readable header within
+    the limits; see ``omni_rl.media.probe``)."""
     if not isinstance(row, Mapping):
         raise RowError("<row>", f"must be an object, got {type(row).__name__}")
     row = {k: v for k, v in row.items() if v is not None}
@@ -242,8 +243,7 @@ def _check_media(prompt: Prompt, params: MediaParams) -> None:
     ]
     for path, part in located:
         try:
-            source = sources.resolve(part.url, part.base_dir)
-            sources.check_exists(source, params.max_bytes(part.modality))
+            check_part(part, params)
         except MediaError as exc:
             raise RowError(path, f"{type(exc).__name__}: {exc}") from exc
 

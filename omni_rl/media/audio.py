@@ -23,20 +23,23 @@ _MP3_FRAME = 1152
 
 
 def probe_audio(data: bytes, params: AudioParams, label: str) -> float:
-    """Duration in seconds from the header (no decode), or from PyAV's container metadata."""
+    """Duration in seconds from the header (no decode), or from PyAV's container metadata; the sample
+    rate and duration limits are checked, and a clip with no samples is refused."""
     try:
         info = sf.info(io.BytesIO(data))
-        return info.frames / info.samplerate
+        rate, duration = int(info.samplerate), info.frames / info.samplerate
     except sf.LibsndfileError:
-        pass
-    try:
-        with av.open(io.BytesIO(data)) as container:
-            stream = _first_audio_stream(container, label)
-            duration = stream_duration(container, stream)
-    except av.error.FFmpegError as exc:
-        raise MediaDecodeError(label, f"not a readable audio file: {exc}") from exc
+        try:
+            with av.open(io.BytesIO(data)) as container:
+                stream = _first_audio_stream(container, label)
+                rate, duration = int(stream.rate or 0), stream_duration(container, stream)
+        except av.error.FFmpegError as exc:
+            raise MediaDecodeError(label, f"not a readable audio file: {exc}") from exc
     if duration is None:
         raise MediaDecodeError(label, "audio duration unknown from the header")
+    if duration <= 0:
+        raise MediaDecodeError(label, "no audio samples")
+    _check_rate_and_duration(rate, duration, params, label)
     return duration
 
 

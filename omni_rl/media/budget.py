@@ -18,13 +18,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from omni_rl.media import sources
-from omni_rl.media.audio import probe_audio
-from omni_rl.media.decode import MediaPartLike, source_of
-from omni_rl.media.image import patch_grid, probe_image
+from omni_rl.media.decode import MediaPartLike
+from omni_rl.media.image import patch_grid
 from omni_rl.media.params import MediaParams
+from omni_rl.media.probe import probe_part
 from omni_rl.media.types import DecodedAudio, DecodedImage, DecodedMedia, DecodedVideo, MediaError
-from omni_rl.media.video import plan_video, video_tile
+from omni_rl.media.video import video_tile
 
 
 @dataclass(frozen=True)
@@ -96,15 +95,13 @@ def tokens_of(item: DecodedMedia, params: MediaParams, costs: TokenCosts = Token
 
 def estimate_part_tokens(part: MediaPartLike, params: MediaParams, costs: TokenCosts = TokenCosts()) -> int:
     """Tokens for one media part from headers and packet timestamps only (no pixel or sample decode)."""
-    source = source_of(part)
-    data = sources.read_bytes(source, params.max_bytes(part.modality))
-    if part.modality == "image":
-        width, height = probe_image(data, params.image, source.label)
-        return image_tokens(width, height, params, costs)
-    if part.modality == "audio":
-        duration = probe_audio(data, params.audio, source.label)
-        return audio_tokens(round(duration * params.audio.sample_rate), costs)
-    plan = plan_video(data, params.video, source.label)
+    probe = probe_part(part, params)
+    if probe.modality == "image":
+        return image_tokens(probe.width, probe.height, params, costs)
+    if probe.modality == "audio":
+        return audio_tokens(round(probe.duration_s * params.audio.sample_rate), costs)
+    plan = probe.video
+    assert plan is not None
     total = video_tokens(len(plan.frame_pts), plan.width, plan.height, params, costs)
     if params.video.use_audio_in_video and plan.audio_duration_s is not None:
         total += audio_tokens(round(plan.audio_duration_s * params.audio.sample_rate), costs)

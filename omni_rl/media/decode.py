@@ -26,10 +26,12 @@ class MediaPartLike(Protocol):
     def base_dir(self) -> str | None: ...
 
 
-def source_of(part: MediaPartLike) -> sources.Source:
+def source_of(part: MediaPartLike, params: MediaParams | None = None) -> sources.Source:
+    """The part's source; a path leaving its dataset's folder is refused unless params allow it."""
     if part.modality not in MODALITIES:
         raise MediaDecodeError(part.url[:48], f"unknown modality {part.modality!r}")
-    return sources.resolve(part.url, part.base_dir)
+    allow = params.allow_outside_paths if params is not None else False
+    return sources.resolve(part.url, part.base_dir, allow_outside=allow)
 
 
 def media_key(content_digest: str, modality: Modality, params: MediaParams) -> str:
@@ -43,7 +45,7 @@ def media_key(content_digest: str, modality: Modality, params: MediaParams) -> s
 
 def key_of(part: MediaPartLike, params: MediaParams) -> tuple[str, str, sources.Source]:
     """(key, content digest, source) of a part; reads (and hashes) a file only once per version."""
-    source = source_of(part)
+    source = source_of(part, params)
     digest = sources.content_digest(source, params.max_bytes(part.modality))
     return media_key(digest, part.modality, params), digest, source
 
@@ -71,4 +73,4 @@ def decode_source(
 def decode_part(part: MediaPartLike, params: MediaParams | None = None) -> DecodedMedia:
     """Decode without a store (offline tools, tests)."""
     params = params or MediaParams()
-    return decode_source(part.modality, source_of(part), params)
+    return decode_source(part.modality, source_of(part, params), params)

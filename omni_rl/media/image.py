@@ -51,7 +51,11 @@ def probe_image(data: bytes, params: ImageParams, label: str) -> tuple[int, int]
     """(width, height) after EXIF orientation, from the header only (no pixel decode)."""
     with _open(data, params, label) as img:
         width, height = img.size
-        if img.getexif().get(_EXIF_ORIENTATION) in _TRANSPOSED_ORIENTATIONS:
+        try:  # PNG keeps EXIF after the image data, so this may read (and trip over) the whole file
+            exif = img.getexif()
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise MediaDecodeError(label, f"corrupt or truncated image data: {exc}") from exc
+        if exif.get(_EXIF_ORIENTATION) in _TRANSPOSED_ORIENTATIONS:
             width, height = height, width
     return width, height
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from omni_rl.media.types import Modality
 
 _MiB = 1 << 20
+ProbeMode = Literal["header", "exists", "none"]
+PROBE_MODES: tuple[str, ...] = ("header", "exists", "none")
 
 
 @dataclass(frozen=True)
@@ -92,17 +94,29 @@ class MediaParams:
     image: ImageParams = field(default_factory=ImageParams)
     audio: AudioParams = field(default_factory=AudioParams)
     video: VideoParams = field(default_factory=VideoParams)
+    # a media path that leaves the dataset file's folder ("..", an absolute path, a file:// URL) is refused
+    # unless this is set
+    allow_outside_paths: bool = False
+    # what loading checks per media file: "header" (exists, size, and the header's pixels / duration /
+    # sample rate, no decode), "exists" (exists and byte size only) or "none"
+    probe: ProbeMode = "header"
+
+    def __post_init__(self) -> None:
+        if self.probe not in PROBE_MODES:
+            raise ValueError(f"probe must be one of {list(PROBE_MODES)}, got {self.probe!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> MediaParams:
         data = dict(data or {})
-        unknown = set(data) - {"image", "audio", "video"}
+        unknown = set(data) - {"image", "audio", "video", "allow_outside_paths", "probe"}
         if unknown:
             raise ValueError(f"unknown media params section(s) {sorted(unknown)}")
         return cls(
             image=ImageParams(**data.get("image", {})),
             audio=AudioParams(**data.get("audio", {})),
             video=VideoParams(**data.get("video", {})),
+            allow_outside_paths=bool(data.get("allow_outside_paths", False)),
+            probe=data.get("probe", "header"),
         )
 
     def for_modality(self, modality: Modality) -> ImageParams | AudioParams | VideoParams:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, unquote_to_bytes, urlparse
 
-from omni_rl.media.types import MediaDecodeError, MediaNotFoundError, MediaTooLargeError
+from omni_rl.media.types import MediaDecodeError, MediaNotFoundError, MediaPathError, MediaTooLargeError
 
 _DIGEST_BYTES = 20
 _REMOTE_SCHEMES = ("http", "https", "s3", "gs", "ftp")
@@ -38,8 +38,28 @@ class Source:
         return f"data:{self.mime or ''} URL ({len(self.url)} chars)"
 
 
-def resolve(url: str, base_dir: str | os.PathLike[str] | None = None) -> Source:
-    """Turn a dataset URL into a `Source`; raises MediaDecodeError for unsupported or malformed URLs."""
+def resolve(url: str, base_dir: str | os.PathLike[str] | None = None, allow_outside: bool = True) -> Source:
+    """Turn a dataset URL into a `Source`; raises MediaDecodeError for unsupported or malformed URLs.
+    With ``allow_outside=False`` a local path must stay inside ``base_dir`` (MediaPathError otherwise)."""
+    source = _resolve(url, base_dir)
+    if not allow_outside and source.path is not None and base_dir is not None:
+        check_inside(source, base_dir)
+    return source
+
+
+def check_inside(source: Source, base_dir: str | os.PathLike[str]) -> None:
+    """Refuse a path that leaves ``base_dir``: judged on the normalised path, so ``..`` and absolute
+    paths are caught while symlinks inside the folder (e.g. a hub cache's blobs) are followed as usual."""
+    assert source.path is not None
+    root = os.path.normpath(os.path.abspath(base_dir))
+    path = os.path.normpath(os.path.abspath(source.path))
+    if os.path.commonpath([root, path]) != root:
+        raise MediaPathError(
+            source.url, f"escapes the dataset's folder {root}; set media.allow_outside_paths=true to allow it"
+        )
+
+
+def _resolve(url: str, base_dir: str | os.PathLike[str] | None) -> Source:
     if not isinstance(url, str) or not url.strip():
         raise MediaDecodeError(repr(url), "media URL must be a non-empty string")
     if url.startswith("data:"):

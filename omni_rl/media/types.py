@@ -31,6 +31,10 @@ class MediaTooLargeError(MediaError):
     """Over a configured limit: bytes, duration or pixels."""
 
 
+class MediaPathError(MediaError):
+    """A media path that leaves the dataset's folder while that is not allowed."""
+
+
 class MediaDecodeError(MediaError):
     """Corrupt, truncated or unsupported media, or a URL that cannot be read."""
 

@@ -154,14 +154,18 @@ def cast_norm_buffers(model: nn.Module, dtype: torch.dtype) -> int:
     return count
 
 
-def apply_fsdp2(model: nn.Module, device: torch.device, compute_dtype: torch.dtype | None) -> nn.Module:
+def apply_fsdp2(
+    model: nn.Module, device: torch.device, compute_dtype: torch.dtype | None, offload: bool = False
+) -> nn.Module:
     """Shard ``model`` in place with FSDP2 over all ranks of the default group; returns it.
 
     ``compute_dtype``: parameters are all-gathered in this dtype for forward/backward (master weights
     and the optimiser stay in the parameters' dtype); gradients are reduced in float32.
+    ``offload``: sharded parameters, gradients and the optimizer step live in host memory (FSDP2's
+    ``CPUOffloadPolicy``; pinned on CUDA); the GPU holds only what a forward/backward gathers.
     """
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+    from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard
 
     if not dist.is_initialized():
         raise RuntimeError("FSDP2 needs a process group, also for one rank (init_process_group)")
@@ -170,9 +174,10 @@ def apply_fsdp2(model: nn.Module, device: torch.device, compute_dtype: torch.dty
         cast_norm_buffers(model, compute_dtype)
     mesh = init_device_mesh(device.type, (world,))
     mp = MixedPrecisionPolicy(param_dtype=compute_dtype, reduce_dtype=torch.float32)
+    policy = CPUOffloadPolicy(pin_memory=device.type == "cuda") if offload else OffloadPolicy()
     for unit in fsdp_units(model):
-        fully_shard(unit, mesh=mesh, mp_policy=mp)
-    fully_shard(model, mesh=mesh, mp_policy=mp)
+        fully_shard(unit, mesh=mesh, mp_policy=mp, offload_policy=policy)
+    fully_shard(model, mesh=mesh, mp_policy=mp, offload_policy=policy)
     return model
 
 

@@ -45,6 +45,9 @@ class TrainItem:
     ref_logprobs: Sequence[float] | torch.Tensor | None = None
     sampler_logprobs: Sequence[float] | torch.Tensor | None = None
     loss_mask: Sequence[int] | torch.Tensor | None = None
+    group: str = ""  # items of one prompt group: a sample that cannot be encoded drops its whole group
+    origin: str = ""  # the dataset row ("file:line"), for messages
+    media_error: str | None = None  # set when the worker could not resolve its media references
 
 
 @dataclass
@@ -56,6 +59,9 @@ class PreferencePair:
     rejected: MultimodalSample
     ref_chosen_logp: float | None = None
     ref_rejected_logp: float | None = None
+    group: str = ""
+    origin: str = ""
+    media_error: str | None = None
 
 
 @dataclass

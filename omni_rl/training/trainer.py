@@ -19,6 +19,7 @@ their last one with a zero loss weight.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -146,7 +147,9 @@ class PolicyTrainer:
         if parallel == "fsdp":
             with torch.device("meta"):
                 self.hf_model = type(model)(model.config)
-            dist_utils.apply_fsdp2(model, self.device, None if compute == param_dtype else compute)
+            dist_utils.apply_fsdp2(
+                model, self.device, None if compute == param_dtype else compute, offload=cfg.offload
+            )
         self.model, self.processor = model.train(), processor
         self.pad_id = processor.tokenizer.pad_token_id
         self.params = [p for p in model.parameters() if p.requires_grad]
@@ -209,7 +212,7 @@ class PolicyTrainer:
             return float(t.sum() / max(1, t.numel())) if self.cfg.dpo_length_average else float(t.sum())
 
         return [
-            PreferencePair(p.chosen, p.rejected, seq(lps[2 * i]), seq(lps[2 * i + 1]))
+            dataclasses.replace(p, ref_chosen_logp=seq(lps[2 * i]), ref_rejected_logp=seq(lps[2 * i + 1]))
             for i, p in enumerate(pairs)
         ]
 
@@ -221,25 +224,75 @@ class PolicyTrainer:
         """One optimiser update on this rank's ``items`` (``accumulate`` then ``apply_gradients``;
         see the module doc). Returns step metrics, the same on every rank."""
         start = time.perf_counter()
-        metrics = self.accumulate(items, loss)
-        metrics.update(self.apply_gradients())
+        if not items:
+            raise ValueError(f"rank {self.rank}: no items (give every rank at least one)")
+        items, rows, dropped = self._encode_or_drop(items, loss)
+        lost = dist_utils.all_reduce_scalar(float(not items), "max", self._reduce_device)
+        if lost:  # a rank has nothing left to train on: every rank skips this update together
+            log.warning(
+                "step %d: no trainable items left after dropping bad samples; update skipped", self.step
+            )
+            metrics = {"tokens_total": 0.0, "micro_batches": 0.0, "skipped": 1.0, "step": float(self.step)}
+        else:
+            metrics = self.accumulate(items, loss, rows)
+            metrics.update(self.apply_gradients())
+        metrics["dropped_items"] = dist_utils.all_reduce_scalar(dropped[0], "sum", self._reduce_device)
+        metrics["dropped_groups"] = dist_utils.all_reduce_scalar(dropped[1], "sum", self._reduce_device)
         elapsed = dist_utils.all_reduce_scalar(time.perf_counter() - start, "max", self._reduce_device)
         metrics["step_time_s"] = elapsed
         metrics["tokens_per_s"] = metrics["tokens_total"] / max(elapsed, 1e-9)
         return metrics
 
+    def _encode_or_drop(
+        self, items: Sequence[TrainItem] | Sequence[PreferencePair], loss: LossKind
+    ) -> tuple[list[Any], list[list[EncodedSample]], tuple[float, float]]:
+        """Encode every item; one that cannot be encoded (bad media, processor error) drops every item
+        of its group (``item.group``; no group: just itself), logged with the row it came from. Returns
+        the kept items, their rows, and (dropped items, dropped groups)."""
+        if loss not in ("grpo", "dpo"):
+            raise ValueError(f"loss must be 'grpo' or 'dpo', got {loss!r}")
+        encoded: list[list[EncodedSample] | None] = []
+        bad_groups: set[str] = set()
+        for i, item in enumerate(items):
+            sides = [item.sample] if loss == "grpo" else [item.chosen, item.rejected]
+            try:
+                if item.media_error:
+                    raise ValueError(item.media_error)
+                encoded.append([self._encode(side) for side in sides])
+            except Exception as exc:  # one bad sample never stops the step
+                encoded.append(None)
+                key = item.group or f"#{i}"
+                if key not in bad_groups:
+                    log.warning(
+                        "bad media (train): %s: cannot encode the sample (%s: %s); its group is dropped",
+                        item.origin or f"item {i}",
+                        type(exc).__name__,
+                        exc,
+                    )
+                bad_groups.add(key)
+        keep = [i for i, it in enumerate(items) if (it.group or f"#{i}") not in bad_groups]
+        rows = [encoded[i] for i in keep]
+        return [items[i] for i in keep], rows, (float(len(items) - len(keep)), float(len(bad_groups)))  # type: ignore[return-value]
+
     def accumulate(
-        self, items: Sequence[TrainItem] | Sequence[PreferencePair], loss: LossKind = "grpo"
+        self,
+        items: Sequence[TrainItem] | Sequence[PreferencePair],
+        loss: LossKind = "grpo",
+        rows: list[list[EncodedSample]] | None = None,
     ) -> dict[str, float]:
         """Forward/backward of every micro-batch into fresh ``.grad`` (averaged across ranks when this
-        returns; FSDP2: sharded). Returns the loss metrics merged over micro-batches and ranks."""
+        returns; FSDP2: sharded). Returns the loss metrics merged over micro-batches and ranks.
+        ``rows``: the items already encoded (``train_step`` encodes first to drop bad samples)."""
         if loss == "grpo":
             check_items(items)
-            rows = [[self._encode(item.sample)] for item in items]
+            if rows is None:
+                rows = [[self._encode(item.sample)] for item in items]
             pl = self.cfg.policy_loss
             local_norm = loss_normalizer(loss_masks(items), pl.aggregation, pl.constant_normalizer)
         elif loss == "dpo":
-            rows = [[self._encode(p.chosen), self._encode(p.rejected)] for p in map(check_pair, items)]
+            items = [check_pair(p) for p in items]
+            if rows is None:
+                rows = [[self._encode(p.chosen), self._encode(p.rejected)] for p in items]
             local_norm = float(len(items))
         else:
             raise ValueError(f"loss must be 'grpo' or 'dpo', got {loss!r}")

@@ -31,7 +31,9 @@ class PolicyModelConfig:
 @dataclass
 class TrainerConfig:
     model: PolicyModelConfig = field(default_factory=PolicyModelConfig)
-    # AdamW
+    # AdamW; its two moments are kept in ``optimizer_dtype`` ("param": the parameters' dtype). float32
+    # moments with bfloat16 parameters give pure-bf16 training with full-precision optimizer state
+    optimizer_dtype: Literal["param", "float32"] = "float32"
     lr: float = 1e-6
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
@@ -62,6 +64,9 @@ class TrainerConfig:
     # "auto": FSDP2 on CUDA, gradient all-reduce of full replicas ("replicate") on CPU
     parallel: Parallel = "auto"
     compute_dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 under FSDP2 on CUDA
+    # FSDP2 only: keep the sharded parameters, gradients and optimizer state in host memory (the
+    # optimizer steps on the CPU); the GPU holds what one forward/backward gathers
+    offload: bool = False
     # checkpoints
     checkpoint_layout: Literal["original", "hf"] = "original"  # config layout of the model/ folder
     keep_last: int | None = 3  # step folders kept (None: all)
@@ -102,5 +107,7 @@ class TrainerConfig:
             raise bad("temperature", "must be > 0")
         if self.parallel not in ("auto", "replicate", "fsdp"):
             raise bad("parallel", "must be 'auto', 'replicate' or 'fsdp'")
+        if self.offload and self.parallel == "replicate":
+            raise bad("offload", "needs parallel='fsdp' (or 'auto' on CUDA)")
         if self.keep_last is not None and self.keep_last < 1:
             raise bad("keep_last", "must be >= 1 (or None)")
