@@ -29,16 +29,19 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_command():
 
 
 def test_readme_python_examples_run_and_give_the_values_they_state():
+    checked = 0
     for block in code_blocks("python"):
         namespace: dict = {}
         lines = block.splitlines()
         for i, line in enumerate(lines):
-            code, sep, comment = line.partition("   # ")
+            code, sep, comment = line.partition("  # ")
             if sep and not line.startswith(" ") and "=" not in code.split("(")[0]:
                 exec("\n".join(lines[:i]), namespace)  # the block up to this line
                 expected = ast.literal_eval(comment.strip())
                 assert eval(code, namespace) == expected, line  # our own README text, not model output
+                checked += 1
         exec(block, {})
+    assert checked >= 2  # the stated values are really compared (a formatter once changed the spacing)
 
 
 def test_readme_cli_example_runs(tmp_path, monkeypatch):

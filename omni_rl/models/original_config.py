@@ -4,8 +4,8 @@ layout (``llm_config`` / ``vision_config.args`` / ``sound_config``, model type
 
 The original vision config describes RADIO through timm-style ``args``; the native ``RadioConfig``
 has explicit fields. Shapes that only the weights pin down for sure (CLS + register tokens) can be
-checked against the checkpoint with ``tensor_shapes``. The exported layout mirrors the one that
-vLLM's CPU build loaded in the planning probe (see /work/shared/probes/weight_sync.md).
+checked against the checkpoint with ``tensor_shapes``. The exported layout is the one vLLM's CPU build
+loads (the tests in ``tests/vllm_cpu/`` load it there; see docs/vllm.md).
 """
 
 from __future__ import annotations
