@@ -59,6 +59,7 @@ def snapshot(trainer: PolicyTrainer) -> dict[str, torch.Tensor]:
 
 RESUME_CHILD = """
 import sys, torch
+torch.set_num_threads({threads})  # the parent's: another thread count changes the reduction order
 sys.path[:0] = [{tests!r}, {root!r}]
 from test_checkpoint import draws, resume_config, snapshot, step_items
 from omni_rl.training.trainer import PolicyTrainer
@@ -84,7 +85,12 @@ def test_resume_in_a_fresh_process_continues_exactly(tmp_path: Path):
 
     out = tmp_path / "child.pt"
     code = RESUME_CHILD.format(
-        tests=str(TESTS), root=str(ROOT), model=model_dir, root_ckpt=str(root), out=str(out)
+        tests=str(TESTS),
+        root=str(ROOT),
+        model=model_dir,
+        root_ckpt=str(root),
+        out=str(out),
+        threads=torch.get_num_threads(),
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
