@@ -30,11 +30,15 @@ class ModelConfig:
     made on first use under ``<output_dir>/.cache/tiny-<hash of tiny_spec>`` (``path`` may name where)."""
 
     path: str = ""
-    tiny: bool = False
+    tiny: bool | None = None  # None: tiny unless a path is given (a config naming a model is never tiny)
     tiny_spec: dict[str, Any] = field(default_factory=dict)  # TinyOmniSpec field overrides
 
+    @property
+    def is_tiny(self) -> bool:
+        return (not self.path) if self.tiny is None else self.tiny
+
     def __post_init__(self) -> None:
-        if not self.tiny and not self.path:
+        if not self.is_tiny and not self.path:
             raise ValueError("model.path: required (an HF checkpoint folder), or set model.tiny=true")
 
 
@@ -108,6 +112,17 @@ class EvalConfig:
 
 
 @dataclass
+class PlanConfig:
+    """The memory plan (``omni-rl plan``, and the check ``omni-rl train`` runs before a GPU placement)."""
+
+    check: bool = True  # false: omni-rl train starts without checking that the plan fits
+    trainer_reserve_gib: float = 2.0  # CUDA context, NCCL buffers, allocator fragmentation per trainer GPU
+    engine_reserve_gib: float = 4.0  # CUDA context, graphs and workspace of an engine (also while asleep)
+    fused_mamba: bool = True  # GPU trainers run mamba_ssm's fused kernels (False: the torch fallback)
+    mamba_state_dtype: str | None = None  # Mamba state in the engine; None: the serving dtype
+
+
+@dataclass
 class RunConfig:
     """What every loop needs."""
 
@@ -116,9 +131,10 @@ class RunConfig:
     output_dir: str = "runs"
     seed: int = 0
     steps: int = 100
-    model: ModelConfig = field(default_factory=lambda: ModelConfig(tiny=True))
-    # MediaParams sections {image: {...}, audio: {...}, video: {...}}; tiny models need small patch counts
-    media: dict[str, dict[str, Any]] = field(default_factory=dict)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    # MediaParams: sections {image: {...}, audio: {...}, video: {...}} (tiny models need small patch
+    # counts), allow_outside_paths, probe (docs/data.md)
+    media: dict[str, Any] = field(default_factory=dict)
     media_store: Literal["auto", "local", "ray"] = "auto"  # auto: ray when Ray runs workers
     media_budget_bytes: int = 8 << 30
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -127,6 +143,7 @@ class RunConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)
 
     def __post_init__(self) -> None:
         if self.steps < 1:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from omni_rl.algorithms.config import EnvSpec, GRPOConfig, RunConfig, env_spec_dict
+from omni_rl.cluster.connect import JOB_ENV
 from omni_rl.config import save_config
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ ROLLOUTS = "rollouts"
 
 def prepare_model(cfg: RunConfig) -> str:
     """The checkpoint folder of the policy; ``model.tiny`` builds and saves it once (atomically)."""
-    if not cfg.model.tiny:
+    if not cfg.model.is_tiny:
         return cfg.model.path
     from omni_rl.models.tiny import TinyOmniSpec, save_tiny_model
 
@@ -58,7 +59,7 @@ def _spec_overrides(raw: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
 
 
-def build_mix(specs: list[EnvSpec], seed: int, data_dir: Path) -> Any:
+def build_mix(specs: list[EnvSpec], seed: int, data_dir: Path, params: Any = None) -> Any:
     """The seeded environment mix; ``generate`` specs write their synthetic data under ``data_dir`` first."""
     import environments
 
@@ -82,7 +83,7 @@ def build_mix(specs: list[EnvSpec], seed: int, data_dir: Path) -> Any:
                 jsonl = cls.generate(folder, n, gseed, **kwargs)
             raw["data"] = str(jsonl)
         prepared.append(raw)
-    return environments.mix_environments(prepared, seed=seed)
+    return environments.mix_environments(prepared, seed=seed, params=params)
 
 
 def needs_ray(cfg: RunConfig) -> bool:
@@ -129,6 +130,14 @@ def start_run(cfg: RunConfig, *, generation: bool, scoring: bool) -> Run:
 
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, cfg.run_dir / "config.yaml")
+    log.info("run folder %s", cfg.run_dir.resolve())
+    if JOB_ENV in os.environ and not Path(cfg.output_dir).is_absolute():
+        log.warning(
+            "output_dir %r is relative: inside a Ray job it lies in the job's working-dir copy (%s); "
+            "set output_dir to an absolute path on shared storage to keep runs",
+            cfg.output_dir,
+            cfg.run_dir.resolve(),
+        )
     model_path = prepare_model(cfg)
     trainer_cfg = dataclasses.replace(
         cfg.trainer,
@@ -156,7 +165,7 @@ def start_run(cfg: RunConfig, *, generation: bool, scoring: bool) -> Run:
             run.generation = _start_generation(cfg, model_path, run, slots)
             run.closers.append(run.generation.close)
         if scoring or generation:
-            run.mix = build_mix(cfg.envs, cfg.seed, cfg.cache_dir / "data")  # type: ignore[attr-defined]
+            run.mix = build_mix(cfg.envs, cfg.seed, cfg.cache_dir / "data", cfg.media_params())  # type: ignore[attr-defined]
         if scoring:
             run.scorer = _start_scoring(cfg, run.mix, slots)
             run.closers.append(run.scorer.close)
@@ -188,12 +197,33 @@ def _start_ray(cfg: RunConfig, run: Run, generation: bool, scoring: bool) -> dic
     )
     plan = plan_placement(placement, info.resources)
     log.info("%s", plan.describe())
+    check_memory_plan(cfg, plan.device)
     reservation = reserve(plan, timeout_s=placement.ready_timeout_s)
     run.reservation = reservation
     run.closers.append(reservation.remove)
     return {
         role: [reservation.options(s) for s in plan.role(role)] for role in (TRAINER, GENERATION, ENVIRONMENT)
     }
+
+
+def check_memory_plan(cfg: RunConfig, device: str) -> None:
+    """Before any actor starts on GPUs: refuse a run whose memory plan does not fit (``omni-rl plan``
+    prints the same). ``plan.check: false`` skips it; an unknown GPU size is logged and skipped."""
+    if device != "gpu" or not cfg.plan.check:
+        return
+    from omni_rl.planning import PlanError, format_plan, make_plan, plan_line
+
+    try:
+        plan = make_plan(cfg, device=device)
+    except PlanError as exc:
+        log.warning("memory plan not checked: %s", exc)
+        return
+    log.info("%s", plan_line(plan))
+    if not plan.fits:
+        raise PlanError(
+            "the run does not fit its GPUs (omni-rl plan shows the same; plan.check=false starts anyway):\n"
+            + format_plan(plan)
+        )
 
 
 def _start_trainer(
@@ -285,5 +315,5 @@ def run_summary(cfg: RunConfig, last: dict[str, Any], started: float) -> dict[st
         "step": cfg.steps,
         "metrics": last,
         "wall_s": time.perf_counter() - started,
-        "run_dir": str(cfg.run_dir),
+        "run_dir": str(cfg.run_dir.resolve()),
     }

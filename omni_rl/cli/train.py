@@ -53,6 +53,17 @@ def load_run_config(path: Path, overrides: list[str]):
     return load_config(CONFIG_CLASSES[algorithm], path, overrides)
 
 
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that stop a run for a reason the user fixes (cluster, placement, environments, data)."""
+    from environments.base import EnvError
+    from omni_rl.cluster.connect import ClusterError
+    from omni_rl.cluster.placement import PlacementError
+    from omni_rl.data.loading import DatasetError
+    from omni_rl.planning import PlanError
+
+    return (ClusterError, PlacementError, EnvError, DatasetError, PlanError)
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from omni_rl.config import ConfigError
@@ -66,7 +77,11 @@ def run(args: argparse.Namespace) -> int:
         from omni_rl.algorithms.grpo import run_grpo as loop
     else:
         from omni_rl.algorithms.dpo import run_dpo as loop
-    summary = loop(cfg, resume=args.resume)
+    try:
+        summary = loop(cfg, resume=args.resume)
+    except user_errors() as exc:  # the message says what to change; a traceback would hide it
+        print(f"omni-rl train: {exc}", file=sys.stderr)
+        return 2
     final = {
         k: v for k, v in summary["metrics"].items() if k.startswith(("reward/", "accuracy/", "eval/", "dpo/"))
     }

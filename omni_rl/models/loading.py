@@ -7,6 +7,9 @@ config conversion (``original_config``); the weights of both use the original na
 ``from_pretrained`` unchanged (config.json is fetched first to tell the layout); on machines without
 network only local folders work. ``trust_remote_code`` is passed to the processor/tokenizer loading
 (NVIDIA's repos ship remote processor code); the model class is always transformers' native one.
+
+Where only the config is needed (no weights, no network): ``resolve_model_source`` / ``load_model_config``;
+the hub id of the real model (``nemotron_omni.REPO_ID``) resolves to ``nemotron_omni.real_config()``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,13 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoProcessor, AutoTokenizer, NemotronH_Omni_Reasoning_V3, ParakeetFeatureExtractor
+from transformers import (
+    AutoProcessor,
+    AutoTokenizer,
+    NemotronH_Omni_Reasoning_V3,
+    NemotronH_Omni_Reasoning_V3_Config,
+    ParakeetFeatureExtractor,
+)
 from transformers.models.nemotron_h_omni.image_processing_nemotron_h_omni import (
     NemotronH_Omni_Reasoning_V3ImageProcessor,
 )
@@ -31,6 +40,7 @@ from transformers.utils import cached_file
 
 from omni_rl import compat
 from omni_rl.models.layout import is_original_config
+from omni_rl.models.nemotron_omni import KNOWN_REPO_IDS, real_config
 from omni_rl.models.original_config import (
     CLS_TOKEN_KEY,
     native_config_from_original,
@@ -154,6 +164,47 @@ def _load_processor(path_or_name: str, config, trust_remote_code: bool):
         log.warning("%s: AutoProcessor failed (%s); building the native processor", path_or_name, exc)
     tokenizer = AutoTokenizer.from_pretrained(path_or_name, trust_remote_code=trust_remote_code)
     return processor_from_config(config, tokenizer)
+
+
+def resolve_model_source(path_or_name: str | Path) -> Path | NemotronH_Omni_Reasoning_V3_Config:
+    """Where a model's config comes from, offline: a local folder as is; a known hub id
+    (``nemotron_omni.KNOWN_REPO_IDS``) as its built-in config (``nemotron_omni.real_config()``), even when
+    the hub is unreachable; another hub id as its snapshot folder in the local HF cache. Never downloads."""
+    source = str(path_or_name)
+    if Path(source).is_dir():
+        return Path(source)
+    if source.strip("/").lower() in {repo.lower() for repo in KNOWN_REPO_IDS}:
+        return real_config()
+    try:
+        config_file = cached_file(source, "config.json", local_files_only=True)
+    except (OSError, ValueError) as exc:  # ValueError: not a valid hub repo id either
+        config_file = None
+        reason = f" ({exc.__class__.__name__})"
+    else:
+        reason = ""
+    if config_file is None:
+        raise FileNotFoundError(
+            f"model path {source!r}: not a folder, not a known hub id {list(KNOWN_REPO_IDS)}, and not in "
+            f"the local HF cache{reason}"
+        )
+    return Path(config_file).parent
+
+
+def load_model_config(path_or_name: str | Path) -> NemotronH_Omni_Reasoning_V3_Config:
+    """The native config of a checkpoint folder (either layout), a cached hub snapshot or a known hub id,
+    without loading weights or using the network (see ``resolve_model_source``)."""
+    source = resolve_model_source(path_or_name)
+    if not isinstance(source, Path):
+        return source
+    config_file = source / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"model path {str(path_or_name)!r}: {source} has no config.json")
+    raw = read_config_dict(config_file)
+    if is_original_config(raw):
+        return native_config_from_original(raw, tensor_shapes(source, [CLS_TOKEN_KEY]))
+    if raw.get("model_type") != "nemotron_h_omni":
+        raise ValueError(f"{source}: model_type {raw.get('model_type')!r} is not a Nemotron Omni checkpoint")
+    return NemotronH_Omni_Reasoning_V3_Config.from_dict(raw)
 
 
 def load_policy(

@@ -155,12 +155,17 @@ def cast_norm_buffers(model: nn.Module, dtype: torch.dtype) -> int:
 
 
 def apply_fsdp2(
-    model: nn.Module, device: torch.device, compute_dtype: torch.dtype | None, offload: bool = False
+    model: nn.Module,
+    device: torch.device,
+    compute_dtype: torch.dtype | None,
+    offload: bool = False,
+    reduce_dtype: torch.dtype | None = torch.float32,
 ) -> nn.Module:
     """Shard ``model`` in place with FSDP2 over all ranks of the default group; returns it.
 
     ``compute_dtype``: parameters are all-gathered in this dtype for forward/backward (master weights
-    and the optimiser stay in the parameters' dtype); gradients are reduced in float32.
+    and the optimiser stay in the parameters' dtype); gradients are reduced in ``reduce_dtype`` (None:
+    the compute dtype; float32 costs a float32 copy of each unit's unsharded gradients).
     ``offload``: sharded parameters, gradients and the optimizer step live in host memory (FSDP2's
     ``CPUOffloadPolicy``; pinned on CUDA); the GPU holds only what a forward/backward gathers.
     """
@@ -173,7 +178,7 @@ def apply_fsdp2(
     if compute_dtype is not None:
         cast_norm_buffers(model, compute_dtype)
     mesh = init_device_mesh(device.type, (world,))
-    mp = MixedPrecisionPolicy(param_dtype=compute_dtype, reduce_dtype=torch.float32)
+    mp = MixedPrecisionPolicy(param_dtype=compute_dtype, reduce_dtype=reduce_dtype)
     policy = CPUOffloadPolicy(pin_memory=device.type == "cuda") if offload else OffloadPolicy()
     for unit in fsdp_units(model):
         fully_shard(unit, mesh=mesh, mp_policy=mp, offload_policy=policy)

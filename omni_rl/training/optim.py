@@ -58,9 +58,52 @@ def build_optimizer(model: nn.Module, cfg: TrainerConfig) -> torch.optim.AdamW:
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": plain, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(
-        [g for g in groups if g["params"]], lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps
-    )
+    groups = [g for g in groups if g["params"]]
+    low_precision = any(p.dtype != torch.float32 for g in groups for p in g["params"])
+    if cfg.optimizer_dtype == "float32" and low_precision:
+        return AdamWFloat32State(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+
+
+class AdamWFloat32State(torch.optim.Optimizer):
+    """AdamW whose moments are float32 whatever the parameters' dtype: bfloat16 parameters keep
+    full-precision optimizer state, the update is computed in float32 and rounded into the parameter once.
+    torch's AdamW keeps its moments in the parameter's dtype. Same formula as torch's AdamW (decoupled
+    decay, bias corrections); equal to it for float32 parameters (tests/test_optim.py). Works on FSDP2's
+    DTensor shards (element-wise ops only)."""
+
+    def __init__(
+        self, params, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ) -> None:  # fmt: skip
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                state = self.state[param]
+                if not state:
+                    state["step"] = torch.zeros((), dtype=torch.float32)
+                    state["exp_avg"] = torch.zeros_like(param, dtype=torch.float32)
+                    state["exp_avg_sq"] = torch.zeros_like(param, dtype=torch.float32)
+                state["step"] += 1
+                step = float(state["step"])
+                grad = param.grad.float()
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                exp_avg.lerp_(grad, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                denom = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2**step)).add_(eps)
+                weight = param.float()
+                if decay:
+                    weight.mul_(1 - lr * decay)
+                weight.addcdiv_(exp_avg, denom, value=-lr / (1 - beta1**step))
+                param.copy_(weight)
+        return loss
 
 
 def build_scheduler(

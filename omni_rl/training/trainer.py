@@ -148,7 +148,11 @@ class PolicyTrainer:
             with torch.device("meta"):
                 self.hf_model = type(model)(model.config)
             dist_utils.apply_fsdp2(
-                model, self.device, None if compute == param_dtype else compute, offload=cfg.offload
+                model,
+                self.device,
+                None if compute == param_dtype else compute,
+                offload=cfg.offload,
+                reduce_dtype=torch.float32 if cfg.reduce_dtype == "float32" else None,
             )
         self.model, self.processor = model.train(), processor
         self.pad_id = processor.tokenizer.pad_token_id

@@ -67,6 +67,9 @@ class TrainerConfig:
     # FSDP2 only: keep the sharded parameters, gradients and optimizer state in host memory (the
     # optimizer steps on the CPU); the GPU holds what one forward/backward gathers
     offload: bool = False
+    # FSDP2 only: dtype of the gradient reduce-scatter ("compute": the compute dtype, no float32 copy of
+    # each unit's unsharded gradients)
+    reduce_dtype: Literal["float32", "compute"] = "float32"
     # checkpoints
     checkpoint_layout: Literal["original", "hf"] = "original"  # config layout of the model/ folder
     keep_last: int | None = 3  # step folders kept (None: all)
