@@ -253,17 +253,55 @@ def load_policy(
         kwargs["device_map"] = {"": str(device)}
     model = NemotronH_Omni_Reasoning_V3.from_pretrained(source, **kwargs)
     processor = _load_processor(source, model.config, trust_remote_code)
-
-    if deterministic:
-        disable_dropout(model)
-        freeze_norm_statistics(model)
     flags = {
         "vision": freeze_vision,
         "audio": freeze_audio,
         "projectors": freeze_projectors,
         "router": freeze_router,
     }
-    freeze(model, [group for group, on in flags.items() if on])
+    return _prepare(model, flags, gradient_checkpointing, deterministic), processor
+
+
+def _prepare(
+    model: NemotronH_Omni_Reasoning_V3,
+    frozen: dict[str, bool],
+    gradient_checkpointing: bool,
+    deterministic: bool,
+) -> NemotronH_Omni_Reasoning_V3:
+    if deterministic:
+        disable_dropout(model)
+        freeze_norm_statistics(model)
+    freeze(model, [group for group, on in frozen.items() if on])
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    return model.train(), processor
+    return model.train()
+
+
+def build_policy_on_meta(
+    path: str | Path,
+    *,
+    dtype: torch.dtype,
+    trust_remote_code: bool = False,
+    freeze_vision: bool = False,
+    freeze_audio: bool = False,
+    freeze_projectors: bool = False,
+    freeze_router: bool = False,
+    gradient_checkpointing: bool = False,
+) -> tuple[NemotronH_Omni_Reasoning_V3, NemotronH_Omni_Reasoning_V3Processor]:
+    """The policy of the checkpoint folder ``path`` (either layout) on the meta device, prepared as
+    ``load_policy`` prepares it, without reading a weight; shard it, ``to_empty`` it, then fill it with
+    ``omni_rl.models.sharded_load.load_shards``."""
+    compat.apply_patches()
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"{path}: sharded loading reads a local checkpoint folder")
+    config = load_model_config(path)
+    with torch.device("meta"):
+        model = NemotronH_Omni_Reasoning_V3(config).to(dtype)
+    processor = _load_processor(str(path), model.config, trust_remote_code)
+    flags = {
+        "vision": freeze_vision,
+        "audio": freeze_audio,
+        "projectors": freeze_projectors,
+        "router": freeze_router,
+    }
+    return _prepare(model, flags, gradient_checkpointing, True), processor

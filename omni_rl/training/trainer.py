@@ -38,8 +38,15 @@ from torch.distributed.checkpoint.state_dict import (
 
 from omni_rl.models.batching import EncodedSample, MultimodalSample, encode_sample
 from omni_rl.models.layout import LAYOUTS, to_original
-from omni_rl.models.loading import disable_dropout, freeze_norm_statistics, load_policy, resolve_dtype
+from omni_rl.models.loading import (
+    build_policy_on_meta,
+    disable_dropout,
+    freeze_norm_statistics,
+    load_policy,
+    resolve_dtype,
+)
 from omni_rl.models.logprobs import completion_scores
+from omni_rl.models.sharded_load import init_buffers, load_shards, plan_for
 from omni_rl.training import distributed as dist_utils
 from omni_rl.training.aggregation import loss_normalizer
 from omni_rl.training.dpo_loss import dpo_loss, sequence_logps
@@ -113,10 +120,23 @@ class PolicyTrainer:
         dist_utils.init_process_group(rank, world_size, init_method, self.device, always=parallel == "fsdp")
         seed_everything(cfg.seed)
 
-        if model_and_processor is None:
-            if not cfg.model.path:
-                raise ValueError("TrainerConfig.model.path: required (an HF checkpoint folder)")
-            m = cfg.model
+        stream_from = None  # (checkpoint folder, source plan): each rank reads its rows after sharding
+        m = cfg.model
+        if model_and_processor is None and not m.path:
+            raise ValueError("TrainerConfig.model.path: required (an HF checkpoint folder)")
+        if model_and_processor is None and parallel == "fsdp" and m.sharded_load:
+            model, processor = build_policy_on_meta(
+                m.path,
+                dtype=param_dtype,
+                trust_remote_code=m.trust_remote_code,
+                freeze_vision=m.freeze_vision,
+                freeze_audio=m.freeze_audio,
+                freeze_projectors=m.freeze_projectors,
+                freeze_router=m.freeze_router,
+                gradient_checkpointing=m.gradient_checkpointing,
+            )
+            stream_from = (m.path, plan_for(model, m.path))
+        elif model_and_processor is None:
             model, processor = load_policy(
                 m.path,
                 dtype=param_dtype,
@@ -154,6 +174,11 @@ class PolicyTrainer:
                 offload=cfg.offload,
                 reduce_dtype=torch.float32 if cfg.reduce_dtype == "float32" else None,
             )
+            if stream_from is not None:
+                model.to_empty(device=self.device)
+                init_buffers(model)
+                loaded = load_shards(model, *stream_from)
+                log.info("rank %d: read %s of %s", rank, loaded, stream_from[0])
         self.model, self.processor = model.train(), processor
         self.pad_id = processor.tokenizer.pad_token_id
         self.params = [p for p in model.parameters() if p.requires_grad]

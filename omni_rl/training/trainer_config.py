@@ -26,6 +26,9 @@ class PolicyModelConfig:
     freeze_router: bool = False
     gradient_checkpointing: bool = False
     attn_implementation: str | None = None
+    # FSDP2: build on the meta device, shard, and read only each rank's rows from the safetensors files
+    # (no process holds the whole model); False: every rank loads the whole model, then shards it
+    sharded_load: bool = True
 
 
 @dataclass
