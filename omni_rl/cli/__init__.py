@@ -19,6 +19,10 @@ COMMANDS = {
     "make-tiny-model": ("omni_rl.cli.make_tiny_model", "save a tiny random Nemotron Omni checkpoint"),
     "plan": ("omni_rl.cli.plan", "memory per role and per GPU for a run config, and whether it fits"),
     "train": ("omni_rl.cli.train", "run a GRPO or DPO loop from a config file (--resume continues a run)"),
+    "export": (
+        "omni_rl.cli.export",
+        "write an HF folder from a training checkpoint, a bucket of tensors at a time",
+    ),
     "submit": ("omni_rl.cli.submit", "run omni-rl train (or any command) on a Ray cluster as a Ray job"),
 }
 

@@ -2,16 +2,22 @@
 
 Layout of ``<root>/step_000010/``::
 
-    model/               HF folder (safetensors, config, processor): from_pretrained / vLLM load it
-    optimizer.pt         AdamW state keyed by parameter name (full, unsharded)
+    state/               torch.distributed.checkpoint: model and AdamW state, each rank its own shards
+                         (loads on any number of ranks)
+    model/               HF folder (safetensors, config, processor): from_pretrained / vLLM load it;
+                         written tensor bucket by tensor bucket, never the whole model in one process
     scheduler.pt         LR scheduler state
     trainer_state.json   step, per-rank RNG states, the caller's data position, the config
+
+(Format 1 checkpoints held ``optimizer.pt``, the full AdamW state, instead of ``state/``; they still
+load.)
 
 A checkpoint is written into ``<root>/.tmp-step_000010-<pid>-<hex>/`` (``trainer_state.json`` last),
 flushed to disk, then renamed to ``step_000010`` with ``os.replace``; ``<root>/latest`` (the folder
 name) is replaced last the same way. A crash at any point leaves the previous checkpoint and pointer
 intact; leftover temp folders are ignored by readers and removed by the next save. Readers trust a
-folder only if it holds ``trainer_state.json``. One writer per root (rank 0).
+folder only if it holds ``trainer_state.json``. Rank 0 creates and commits the folder; every rank writes
+its shards into it in between.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ log = logging.getLogger(__name__)
 LATEST = "latest"
 STATE_FILE = "trainer_state.json"
 MODEL_DIR = "model"
+DCP_DIR = "state"
 OPTIMIZER_FILE = "optimizer.pt"
 SCHEDULER_FILE = "scheduler.pt"
 TMP_PREFIX = ".tmp-"
@@ -112,15 +119,32 @@ def write_checkpoint(
 ) -> Path:
     """Create ``<root>/step_<step>`` atomically: ``write(tmp_dir)`` fills a temp folder, which must
     end up holding ``trainer_state.json``; then rename, update ``latest``, prune to ``keep_last``."""
+    tmp = new_temp_dir(root, step)
+    try:
+        write(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return commit_checkpoint(root, step, tmp, keep_last)
+
+
+def new_temp_dir(root: str | Path, step: int) -> Path:
+    """A fresh temp folder for the checkpoint of ``step`` (leftovers of interrupted saves removed)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     for p in clean_temporaries(root):
         log.warning("removed %s left by an interrupted save", p)
-    final = root / step_dir_name(step)
-    tmp = root / f"{TMP_PREFIX}{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = root / f"{TMP_PREFIX}{step_dir_name(step)}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
+    return tmp
+
+
+def commit_checkpoint(root: str | Path, step: int, tmp: Path, keep_last: int | None = None) -> Path:
+    """Make the filled temp folder ``tmp`` the checkpoint of ``step``: flush, rename, point ``latest``
+    at it, prune to ``keep_last``. The temp folder is removed on failure."""
+    root = Path(root)
+    final = root / step_dir_name(step)
     try:
-        write(tmp)
         if not (tmp / STATE_FILE).is_file():
             raise RuntimeError(f"checkpoint writer did not create {STATE_FILE}")
         _fsync_tree(tmp)

@@ -186,6 +186,17 @@ def apply_fsdp2(
     return model
 
 
+def reshard(model: nn.Module) -> None:
+    """Put every FSDP2 unit of ``model`` back in its sharded state. After a forward without a backward
+    (e.g. ``compute_logprobs``) FSDP2 leaves the root unit gathered, and while it is gathered its
+    parameters are not the ones the optimizer and the state-dict helpers know."""
+    from torch.distributed.fsdp import FSDPModule
+
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            module.reshard()
+
+
 def _spawned(rank: int, fn: Callable[..., Any], world_size: int, port: int, args: tuple) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     try:
