@@ -200,16 +200,7 @@ def _online(cfg: DPORunConfig, run: Any, start: int, metrics: MetricsLogger) -> 
         timer = Timer()
         t0 = time.perf_counter()
         with timer.phase("generate"):
-            groups = R.make_groups(
-                run.mix.sample,
-                run.store,
-                cfg.generation.sampling,
-                cfg.group_size,
-                cfg.seed,
-                step,
-                count=cfg.prompts_per_step,
-                bad=bad,
-            )
+            groups = R.draw_groups(cfg, run, step, bad)
             R.attach_results(groups, run.generation.generate([g.request for g in groups]))
             record_failed_requests(groups, bad)
             mix_state = run.mix.state_dict()

@@ -156,14 +156,5 @@ def run_grpo(cfg: GRPOConfig, *, resume: bool = False) -> dict[str, Any]:
 
 def _submit(cfg: GRPOConfig, run: Any, step: int, bad: BadMediaLog) -> tuple[list[R.Group], Any]:
     """This step's groups (a prompt whose media fail is replaced by the next draw), sent to generation."""
-    groups = R.make_groups(
-        run.mix.sample,
-        run.store,
-        cfg.generation.sampling,
-        cfg.group_size,
-        cfg.seed,
-        step,
-        count=cfg.prompts_per_step,
-        bad=bad,
-    )
+    groups = R.draw_groups(cfg, run, step, bad)
     return groups, run.generation.submit([g.request for g in groups])

@@ -102,6 +102,21 @@ def make_groups(
     return groups
 
 
+def draw_groups(cfg: Any, run: Any, step: int, bad: BadMediaLog) -> list[Group]:
+    """A step's ``prompts_per_step`` groups of ``group_size`` from the run's environment mix; a prompt
+    whose media fail is replaced by the next draw."""
+    return make_groups(
+        run.mix.sample,
+        run.store,
+        cfg.generation.sampling,
+        cfg.group_size,
+        cfg.seed,
+        step,
+        count=cfg.prompts_per_step,
+        bad=bad,
+    )
+
+
 def _put_media(prompt: Prompt, *, store: Any, n: int) -> list[MediaRef]:
     return store.put_many(prompt.media_parts(), count=n)
 

@@ -124,30 +124,22 @@ class PolicyTrainer:
         m = cfg.model
         if model_and_processor is None and not m.path:
             raise ValueError("TrainerConfig.model.path: required (an HF checkpoint folder)")
+        policy = {  # how the policy is prepared, whichever way it is loaded
+            "dtype": param_dtype,
+            "trust_remote_code": m.trust_remote_code,
+            "freeze_vision": m.freeze_vision,
+            "freeze_audio": m.freeze_audio,
+            "freeze_projectors": m.freeze_projectors,
+            "freeze_router": m.freeze_router,
+            "gradient_checkpointing": m.gradient_checkpointing,
+        }
         if model_and_processor is None and parallel == "fsdp" and m.sharded_load:
-            model, processor = build_policy_on_meta(
-                m.path,
-                dtype=param_dtype,
-                trust_remote_code=m.trust_remote_code,
-                freeze_vision=m.freeze_vision,
-                freeze_audio=m.freeze_audio,
-                freeze_projectors=m.freeze_projectors,
-                freeze_router=m.freeze_router,
-                gradient_checkpointing=m.gradient_checkpointing,
-            )
+            model, processor = build_policy_on_meta(m.path, **policy)
             stream_from = (m.path, plan_for(model, m.path))
         elif model_and_processor is None:
+            device = "cpu" if parallel == "fsdp" else self.device  # FSDP2 moves the shards
             model, processor = load_policy(
-                m.path,
-                dtype=param_dtype,
-                device="cpu" if parallel == "fsdp" else self.device,  # FSDP2 moves the shards
-                trust_remote_code=m.trust_remote_code,
-                freeze_vision=m.freeze_vision,
-                freeze_audio=m.freeze_audio,
-                freeze_projectors=m.freeze_projectors,
-                freeze_router=m.freeze_router,
-                gradient_checkpointing=m.gradient_checkpointing,
-                attn_implementation=m.attn_implementation,
+                m.path, device=device, attn_implementation=m.attn_implementation, **policy
             )
         else:
             model, processor = model_and_processor
