@@ -105,8 +105,6 @@ def engine_settings(cfg: Any, shape: ModelShape) -> tuple[EngineSettings, float]
     opts = dict(gen.options)
     vllm = gen.backend == "vllm"
     length = opts.get("max_model_len") or shape.text["max_position_embeddings"]
-    if not vllm:  # the torch sampler keeps a cache per sample of the prompt + max_tokens
-        length = opts.get("max_model_len") or length
     dtype = opts.get("dtype", "bfloat16" if vllm else cfg.trainer.model.param_dtype)
     kv = opts.get("kv_cache_dtype", "auto")
     settings = EngineSettings(
