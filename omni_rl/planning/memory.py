@@ -90,12 +90,14 @@ def activation_rows(shape: ModelShape, s: TrainerSettings) -> list[Row]:
     tokens, h, vocab = s.micro_batch_tokens, shape.text["hidden_size"], shape.text["vocab_size"]
     per_layer = [layer_activation_bytes(shape, k, c, s.fused_mamba) for k in shape.layer_types]
     head = 8 * h + 4 + c * h  # final norm and the LM head's input
+    checkpointed = tokens * (len(per_layer) * c * h + max(per_layer))
+    full = tokens * sum(per_layer)
     if s.gradient_checkpointing:
-        body = tokens * (len(per_layer) * c * h + max(per_layer))
-        note = f"checkpointed: {len(per_layer)} layer inputs + one layer recomputed"
+        body = checkpointed
+        note = f"checkpointed: {len(per_layer)} layer inputs + one layer recomputed; without: {full / GiB:.2f} GiB"
     else:
-        body = tokens * sum(per_layer)
-        note = f"{len(per_layer)} layers, no checkpointing"
+        body = full
+        note = f"{len(per_layer)} layers, no checkpointing; with it: {checkpointed / GiB:.2f} GiB"
     logits = s.logprob_chunk_size * vocab * (c + 8)  # a chunk's logits, fp32 log-softmax and its grad
     return [
         Row(f"activations ({tokens} tokens/micro-batch)", body + tokens * head, note),
