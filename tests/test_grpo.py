@@ -114,6 +114,10 @@ def test_groups_become_items_metrics_and_rescorable_rows(colour_prompts, tmp_pat
     label = groups[0].label
     rows = R.rollout_rows(groups, {label: env})
     assert len(rows) == 8 and rows[0].fields["choices"]["A"] == "red"
+    # what `omni-rl report` shows: the prompt's text and its media as local files
+    media = rows[0].extra["media"]
+    assert [m["type"] for m in media] == ["image"] and Path(media[0]["path"]).is_file()
+    assert groups[0].prompt.messages[-1].text in rows[0].extra["prompt"]
     # the dumped file is what `omni-rl verify` reads; re-scoring reproduces the environment's scores
     from omni_rl.logging import RolloutDumper
 

@@ -24,6 +24,7 @@ from omni_rl.algorithms.scoring import ScoreTask
 from omni_rl.data.schema import Prompt
 from omni_rl.generation.base import GenerationRequest, GenerationResult, SamplingParams
 from omni_rl.logging.rollouts import Rollout
+from omni_rl.media.sources import resolve
 from omni_rl.media.types import MediaRef
 from omni_rl.training.items import TrainItem
 
@@ -220,7 +221,8 @@ def media_metrics(stats: dict[str, dict[str, int]]) -> dict[str, float]:
 
 
 def rollout_rows(groups: Sequence[Group], envs: dict[str, Any]) -> list[Rollout]:
-    """Rows ``omni-rl verify`` can re-score: target and verifier fields from the environment."""
+    """Rows ``omni-rl verify`` can re-score (target and verifier fields from the environment), with what
+    ``omni-rl report`` shows: the prompt's text and media, verifier details, advantage."""
     rows = []
     for g in groups:
         env = envs[g.label]
@@ -228,7 +230,18 @@ def rollout_rows(groups: Sequence[Group], envs: dict[str, Any]) -> list[Rollout]
             target, fields = env.target_for(g.prompt), env.fields_for(g.prompt)
         except Exception:  # a bad row already scored 0; still dump what was sampled
             target, fields = g.prompt.target, {}
+        shown = {"prompt": prompt_text(g.prompt), "media": media_entries(g.prompt)}
         for i, (sample, score) in enumerate(zip(g.samples, g.scores, strict=True)):
+            extra = {
+                "advantage": g.advantages[i] if i < len(g.advantages) else None,
+                "correct": score.correct,
+                "completion_tokens": len(sample.token_ids),
+                "finish_reason": sample.finish_reason,
+                "weight_version": g.result.weight_version if g.result else None,
+                **shown,
+                "details": score.details,
+                "error": score.error,
+            }
             rows.append(
                 Rollout(
                     prompt_id=g.prompt.id,
@@ -239,13 +252,25 @@ def rollout_rows(groups: Sequence[Group], envs: dict[str, Any]) -> list[Rollout]
                     reward=score.reward,
                     scores=dict(score.scores),
                     fields=dict(fields),
-                    extra={
-                        "advantage": g.advantages[i] if i < len(g.advantages) else None,
-                        "correct": score.correct,
-                        "completion_tokens": len(sample.token_ids),
-                        "finish_reason": sample.finish_reason,
-                        "weight_version": g.result.weight_version if g.result else None,
-                    },
+                    extra={k: v for k, v in extra.items() if k not in fields},  # a verifier field wins
                 )
             )
     return rows
+
+
+def prompt_text(prompt: Prompt) -> str:
+    """The text of the prompt's turns, for people reading the dump."""
+    return "\n\n".join(m.text for m in prompt.messages if m.text)
+
+
+def media_entries(prompt: Prompt) -> list[dict[str, Any]]:
+    """``{"type", "url", "path"}`` per media part: ``path`` is the resolved local file (None for data:
+    URLs, which the dumper writes beside the dump)."""
+    out = []
+    for part in prompt.media_parts():
+        try:
+            path = resolve(part.url, part.base_dir).path
+        except Exception:  # a malformed URL: the sample already scored 0; keep the URL for the reader
+            path = None
+        out.append({"type": part.modality, "url": part.url, "path": str(path.resolve()) if path else None})
+    return out

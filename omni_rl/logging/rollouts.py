@@ -4,14 +4,20 @@ Rows are what ``omni-rl verify --verifier NAME --input rollouts/step_000123.json
 ``id``, ``response``, ``target`` and the verifier's extra fields at the top level, plus bookkeeping
 (``step``, ``env``, ``prompt_id``, ``sample_index``, ``reward``, per-verifier ``scores``), which
 verifiers ignore. Media is never written inline: arrays, bytes, images and base64 data URIs become
-small ``{"omitted": ...}`` stubs; paths and media references (strings) stay.
+small ``{"omitted": ...}`` stubs; paths and media references (strings) stay. The prompt's media listed
+under ``media`` (``[{"type", "url", "path"}]``, for ``omni-rl report``) are the exception: a data: URL
+there is written once to ``<directory>/media/<digest>.<ext>`` and ``path`` names that file.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import hashlib
 import json
 import math
+import mimetypes
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +27,7 @@ from typing import Any
 
 # Row keys the dumper owns; a verifier field may not use them.
 ROW_KEYS = ("id", "step", "env", "prompt_id", "sample_index", "response", "target", "reward", "scores")
+MEDIA_DIR = "media"  # data: URL media of the dumped prompts, beside the dumps
 # arrays up to this many elements (1-D) are kept as lists (e.g. boxes, token counts)
 _SMALL_ARRAY = 256
 
@@ -117,11 +124,15 @@ class RolloutDumper:
         if not self.should_dump(step):
             return None
         rows = []
+        spilled: dict[str, str | None] = {}  # data: URL -> file written (G rows share a prompt's media)
+        self.directory.mkdir(parents=True, exist_ok=True)
         for index, item in enumerate(rollouts):
             if self.max_rows is not None and index >= self.max_rows:
                 break
-            rows.append(jsonable(self._row(step, item, index)))
-        self.directory.mkdir(parents=True, exist_ok=True)
+            row = self._row(step, item, index)
+            if isinstance(row.get("media"), list):
+                row["media"] = [self._spill(entry, spilled) for entry in row["media"]]
+            rows.append(jsonable(row))
         path = self.path_for(step)
         tmp = path.with_name(f".{path.name}.tmp")
         with tmp.open("w", encoding="utf-8") as handle:
@@ -129,6 +140,15 @@ class RolloutDumper:
                 handle.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
         os.replace(tmp, path)  # readers never see a half-written file
         return path
+
+    def _spill(self, entry: Any, spilled: dict[str, str | None]) -> Any:
+        """A media entry whose url is a base64 data: URL gets ``path`` = a file written beside the dump."""
+        url = entry.get("url") if isinstance(entry, Mapping) else None
+        if not isinstance(url, str) or not url.startswith("data:") or entry.get("path"):
+            return entry
+        if url not in spilled:
+            spilled[url] = write_data_url(url, self.directory / MEDIA_DIR)
+        return {**entry, "path": spilled[url]}
 
     @staticmethod
     def _row(step: int, item: Rollout | Mapping[str, Any], index: int) -> dict[str, Any]:
@@ -144,3 +164,24 @@ class RolloutDumper:
         row = {"step": step, **item}
         row.setdefault("id", rollout_id(step, row.get("prompt_id", index), row.get("sample_index", 0)))
         return row
+
+
+def write_data_url(url: str, directory: Path) -> str | None:
+    """Write a base64 data: URL's payload to ``directory/<digest><ext>`` (once); its absolute path, or
+    None when the URL is malformed (the sample was already scored 0 for it)."""
+    header, sep, payload = url.partition(",")
+    if not sep or not header.endswith(";base64"):
+        return None
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    mime = header[5:].split(";")[0]
+    ext = mimetypes.guess_extension(mime) or ".bin"
+    path = directory / f"{hashlib.sha256(data).hexdigest()[:24]}{ext}"
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return str(path.resolve())
