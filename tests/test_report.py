@@ -198,6 +198,19 @@ def _chromium(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+PLAYBACK_PAGE = """<!DOCTYPE html><html><body><video id="v" muted preload="auto" src="{video}"></video>
+<audio id="a" preload="auto" src="{audio}"></audio><div id="out"></div><script>
+var out = {{}};
+function note(key, value) {{ out[key] = value; document.getElementById('out').textContent = JSON.stringify(out); }}
+['v', 'a'].forEach(function (id) {{
+  var el = document.getElementById(id);
+  el.addEventListener('loadeddata', function () {{ note(id, [el.videoWidth || 0, el.duration]); }});
+  el.addEventListener('error', function () {{ note(id, 'error ' + (el.error && el.error.code)); }});
+}});
+</script></body></html>"""
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 def test_main_job_report_in_headless_chromium(tmp_path):
     """The README's main job, 3 steps, then its report loaded in Chromium: no console messages at all
@@ -229,3 +242,15 @@ def test_main_job_report_in_headless_chromium(tmp_path):
     assert run.returncode == 0 and shot.is_file() and shot.stat().st_size > 10_000, run.stderr[-2000:]
     assert not [line for line in run.stderr.splitlines() if ":CONSOLE" in line]
     assert Image.open(shot).size == (1280, 1600)
+
+    # the report's video and audio copies really decode in Chromium (not just elements in the DOM)
+    video = re.search(r'<video [^>]*src="([^"]+)"', html).group(1)
+    audio = re.search(r'<audio [^>]*src="([^"]+)"', html).group(1)
+    probe = out.parent / "playback.html"
+    probe.write_text(PLAYBACK_PAGE.format(video=video, audio=audio))
+    played = _chromium("--dump-dom", probe.as_uri())
+    result = json.loads(
+        re.search(r'<div id="out">(.*?)</div>', played.stdout).group(1).replace("&quot;", '"')
+    )
+    assert result["v"][0] == 64 and result["v"][1] > 3.5, result  # 8 frames at 2 fps, 64 px wide
+    assert 0.9 < result["a"][1] < 1.5, result  # the 1 s beep clip

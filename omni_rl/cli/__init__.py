@@ -23,7 +23,10 @@ COMMANDS = {
         "omni_rl.cli.export",
         "write an HF folder from a training checkpoint, a bucket of tensors at a time",
     ),
-    "report": ("omni_rl.cli.report", "write a static HTML report of a run: curves, rollouts with their media"),
+    "report": (
+        "omni_rl.cli.report",
+        "write a static HTML report of a run: curves, rollouts with their media",
+    ),
     "submit": ("omni_rl.cli.submit", "run omni-rl train (or any command) on a Ray cluster as a Ray job"),
 }
 

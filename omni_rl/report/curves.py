@@ -63,7 +63,7 @@ def chart_svgs(rows: Sequence[dict[str, Any]]) -> list[str]:
         for key in chosen:
             points = _series(rows, key)
             if smooth and len(points) >= SMOOTH_FROM:
-                window = max(2, len(points) // 20)
+                window = max(2, len(points) // 10)
                 points = moving_mean(points, window)
                 note = note or f"(mean of the last {window} steps)"
             label = key.split("/", 1)[1] if key.startswith(patterns[0]) and patterns[0].endswith("/") else key
