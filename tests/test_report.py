@@ -243,6 +243,20 @@ def test_main_job_report_in_headless_chromium(tmp_path):
     assert not [line for line in run.stderr.splitlines() if ":CONSOLE" in line]
     assert Image.open(shot).size == (1280, 1600)
 
+    # filters and step from the address: step 1, image prompts, reward 0 only
+    rows = [json.loads(x) for x in (tmp_path / "main/rollouts/step_000001.jsonl").read_text().splitlines()]
+    env = "synthetic_image_color"
+    want = sum(1 for r in rows if r["env"] == env and r["reward"] == 0)
+    filtered = _chromium("--dump-dom", f"{url}#step=1&env={env}&reward=zero").stdout
+    assert f"{want} of {len(rows)} responses shown" in filtered
+    sections = dict(re.findall(r'<section class="step" data-step="(\d+)"([^>]*)>', filtered))
+    assert "hidden" not in sections["1"] and "hidden" in sections["3"]
+    step1 = filtered[filtered.index('data-step="1"') : filtered.index('data-step="2"')]
+    cards = re.findall(r'<article class="prompt" data-env="([^"]+)"([^>]*)>', step1)
+    shown_cards = [card_env for card_env, attrs in cards if "hidden" not in attrs]
+    prompts_with_zero = {r["prompt_id"] for r in rows if r["env"] == env and r["reward"] == 0}
+    assert len(cards) == 8 and shown_cards == [env] * len(prompts_with_zero), cards
+
     # the report's video and audio copies really decode in Chromium (not just elements in the DOM)
     video = re.search(r'<video [^>]*src="([^"]+)"', html).group(1)
     audio = re.search(r'<audio [^>]*src="([^"]+)"', html).group(1)

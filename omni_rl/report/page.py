@@ -253,6 +253,11 @@ SCRIPT = """
     });
     count.textContent = shown + ' of ' + total + ' responses shown';
   }
+  function remember() {  // the view in the address (#step=..&env=..&reward=..&min=..), to share or reload
+    var q = new URLSearchParams({step: select.value, env: envFilter.value, reward: rewardFilter.value,
+      min: rewardMin.value});
+    history.replaceState(null, '', '#' + q.toString());
+  }
   function show(index) {
     index = Math.max(0, Math.min(steps.length - 1, index));
     steps.forEach(function (section, i) { section.hidden = i !== index; });
@@ -260,16 +265,27 @@ SCRIPT = """
     steps[index].querySelectorAll('video').forEach(function (v) { v.preload = 'metadata'; });
     apply();
   }
-  select.addEventListener('change', function () { show(select.selectedIndex); });
-  document.getElementById('prev').addEventListener('click', function () { show(select.selectedIndex - 1); });
-  document.getElementById('next').addEventListener('click', function () { show(select.selectedIndex + 1); });
-  [envFilter, rewardFilter].forEach(function (el) { el.addEventListener('change', apply); });
-  rewardMin.addEventListener('input', apply);
+  function go(index) { show(index); remember(); }
+  select.addEventListener('change', function () { go(select.selectedIndex); });
+  document.getElementById('prev').addEventListener('click', function () { go(select.selectedIndex - 1); });
+  document.getElementById('next').addEventListener('click', function () { go(select.selectedIndex + 1); });
+  [envFilter, rewardFilter].forEach(function (el) { el.addEventListener('change', function () { apply(); remember(); }); });
+  rewardMin.addEventListener('input', function () { apply(); remember(); });
   document.addEventListener('keydown', function (e) {
     if (e.target.tagName === 'INPUT' || e.target.tagName === 'SELECT') { return; }
-    if (e.key === 'ArrowLeft') { show(select.selectedIndex - 1); }
-    if (e.key === 'ArrowRight') { show(select.selectedIndex + 1); }
+    if (e.key === 'ArrowLeft') { go(select.selectedIndex - 1); }
+    if (e.key === 'ArrowRight') { go(select.selectedIndex + 1); }
   });
-  show(steps.length - 1);
+  var wanted = new URLSearchParams(location.hash.slice(1));
+  function pick(el, value) {  // only a value the page offers
+    if (value !== null && Array.prototype.some.call(el.options, function (o) { return o.value === value; })) {
+      el.value = value;
+    }
+  }
+  pick(envFilter, wanted.get('env'));
+  pick(rewardFilter, wanted.get('reward'));
+  if (wanted.get('min')) { rewardMin.value = wanted.get('min'); }
+  var start = steps.map(function (s) { return s.dataset.step; }).indexOf(wanted.get('step'));
+  show(start >= 0 ? start : steps.length - 1);
 })();
 """
