@@ -127,6 +127,11 @@ def line_chart(title: str, series: Sequence[Series], *, note: str = "") -> str:
             x, y = s.points[0]
             parts.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" fill="{color}"/>')
     legend_y = y1 + 12
+    longest = max(len(s.name) for s in series)
+    parts.append(
+        f'<rect x="{x0 + 3}" y="{y1 + 2}" width="{22 + 5.6 * longest:.0f}" height="{12 * len(series) + 3}" '
+        'class="legend-box"/>'
+    )
     for i, s in enumerate(series):
         color = COLORS[i % len(COLORS)]
         y = legend_y + 12 * i

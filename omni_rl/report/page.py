@@ -200,7 +200,7 @@ dl{display:flex;flex-wrap:wrap;gap:4px 18px;margin:0}dl div{display:flex;gap:6px
 svg.chart{background:#fff;border:1px solid #ddd;border-radius:4px}
 .chart-title{font-weight:600;font-size:12px}.chart-note{font-weight:normal;fill:#777;font-size:10px}
 .plot-area{fill:none;stroke:#ccc}.grid{stroke:#eee}.axis{stroke:#999}.tick{font-size:10px;fill:#555}
-.legend{font-size:10px;fill:#333}
+.legend{font-size:10px;fill:#333}.legend-box{fill:#fff;fill-opacity:.8}
 .controls{display:flex;flex-wrap:wrap;gap:14px;align-items:center;padding:8px;background:#fff;border:1px solid #ddd;
 border-radius:4px;position:sticky;top:0;z-index:1}
 .controls button{padding:0 8px}#shown-count{color:#666}
@@ -214,7 +214,8 @@ pre.text{white-space:pre-wrap;word-break:break-word;margin:0;font:12px/1.35 ui-m
 .prompt-text{background:#f4f4f4;padding:4px 6px;border-radius:3px;margin-bottom:6px}
 table.responses{border-collapse:collapse;width:100%}
 .responses th,.responses td{border-top:1px solid #eee;padding:2px 6px;text-align:left;vertical-align:top}
-.responses th{color:#666;font-weight:normal}.num{text-align:right;white-space:nowrap}
+.responses th{color:#666;font-weight:normal}.responses td:nth-child(2){width:45%}
+.responses summary{white-space:nowrap}.num{text-align:right;white-space:nowrap}
 .ok{color:#1a7f37;font-weight:600}.pos{color:#1a7f37}.neg{color:#b42318}.idx{color:#999}
 .error{color:#b42318}details summary{cursor:pointer}details code{display:block;white-space:pre-wrap;word-break:break-all}
 [hidden]{display:none!important}
