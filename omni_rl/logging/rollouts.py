@@ -168,7 +168,7 @@ class RolloutDumper:
 
 def write_data_url(url: str, directory: Path) -> str | None:
     """Write a base64 data: URL's payload to ``directory/<digest><ext>`` (once); its absolute path, or
-    None when the URL is malformed (the sample was already scored 0 for it)."""
+    None when the URL is malformed (the sample was already scored 0 for it) or the file cannot be written."""
     header, sep, payload = url.partition(",")
     if not sep or not header.endswith(";base64"):
         return None
@@ -179,9 +179,12 @@ def write_data_url(url: str, directory: Path) -> str | None:
     mime = header[5:].split(";")[0]
     ext = mimetypes.guess_extension(mime) or ".bin"
     path = directory / f"{hashlib.sha256(data).hexdigest()[:24]}{ext}"
-    if not path.exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+    try:
+        if not path.exists():
+            directory.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+    except OSError:  # a full disk costs the report its picture, not the run
+        return None
     return str(path.resolve())
