@@ -268,3 +268,15 @@ def test_main_job_report_in_headless_chromium(tmp_path):
     )
     assert result["v"][0] == 64 and result["v"][1] > 3.5, result  # 8 frames at 2 fps, 64 px wide
     assert 0.9 < result["a"][1] < 1.5, result  # the 1 s beep clip
+
+
+def test_caps_keep_large_runs_small(handmade_run, tmp_path):
+    options = ReportOptions(
+        max_steps=1, prompts_per_step=3, responses_per_prompt=2, media=MediaLimits(max_files=1)
+    )
+    result = build_report(handmade_run, tmp_path / "r.html", options)
+    html = (tmp_path / "r.html").read_text()
+    assert result.steps_shown == [5] and html.count('<section class="step"') == 1
+    assert html.count('<tr class="resp"') == 6 and html.count("2 more responses not shown") == 3
+    assert result.media_files == 1 and len(list((tmp_path / "r_media").iterdir())) == 1
+    assert html.count("media cap (1) is reached") == 2
