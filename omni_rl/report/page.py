@@ -217,7 +217,7 @@ table.responses{border-collapse:collapse;width:100%}
 .responses th{color:#666;font-weight:normal}.responses td:nth-child(2){width:45%}
 .responses summary{white-space:nowrap}.num{text-align:right;white-space:nowrap}
 .ok{color:#1a7f37;font-weight:600}.pos{color:#1a7f37}.neg{color:#b42318}.idx{color:#999}
-.error{color:#b42318}details summary{cursor:pointer}details code{display:block;white-space:pre-wrap;word-break:break-all}
+.error{color:#b42318}details summary{cursor:pointer}details>code{display:block;white-space:pre-wrap;word-break:break-all}
 [hidden]{display:none!important}
 """
 
