@@ -189,6 +189,7 @@ class GRPOConfig(RunConfig):
             raise _bad("group_size", "must be >= 2 (advantages compare samples of a prompt)", self.group_size)
         if not self.envs:
             raise ValueError("envs: at least one environment is needed")
+        self.trainer.overlong.check(self.generation.sampling.max_tokens)
 
 
 @dataclass

@@ -7,7 +7,8 @@ Each step:
 2. generate ``group_size`` samples per prompt on the generation workers;
 3. score every sample on the environment workers (in parallel; a crashed worker is restarted and its
    share retried);
-4. group-relative advantages; groups whose rewards are all equal are dropped (no signal);
+4. group-relative advantages; groups whose rewards are all equal are dropped (no signal), or, with
+   ``advantage.dynamic_sampling``, replaced by drawing more prompts (``dynamic_sampling``);
 5. one trainer step on the kept samples (the trainer resolves the media references itself);
 6. sync the new weights to the generation workers;
 7. log metrics, dump rollouts, checkpoint every ``checkpoint.every`` steps.
@@ -23,16 +24,14 @@ import logging
 import time
 from typing import Any
 
-import torch
-
 from omni_rl.algorithms import rollouts as R
 from omni_rl.algorithms.bad_media import BadMediaLog, record_failed_requests
 from omni_rl.algorithms.config import GRPOConfig
+from omni_rl.algorithms.dynamic_sampling import build_step_batch
 from omni_rl.algorithms.loop_state import LoopState, maybe_checkpoint, restore, run_eval
 from omni_rl.algorithms.setup import ROLLOUTS, run_summary, start_reference, start_run
 from omni_rl.config import to_dict
 from omni_rl.logging import MetricsLogger, RolloutDumper, Timer, tokens_per_second
-from omni_rl.training.advantages import compute_advantages
 
 log = logging.getLogger(__name__)
 
@@ -78,28 +77,22 @@ def run_grpo(cfg: GRPOConfig, *, resume: bool = False) -> dict[str, Any]:
                         if cfg.one_step_off_policy and step < cfg.steps
                         else None
                     )
+                # 3-4. rewards, advantages (dynamic sampling draws more prompts until enough groups differ)
+                batch = build_step_batch(cfg, run, step, groups, bad, timer)
+                groups = batch.groups
+                if pending is None:
+                    mix_state = run.mix.state_dict()  # after the refills too
                 gen_tokens = sum(len(s.token_ids) for g in groups for s in g.samples)
-
-                # 3. rewards from the environments' verifiers
-                with timer.phase("score"):
-                    R.attach_scores(groups, run.scorer.score(R.score_tasks_of(groups)))
-
-                # 4. advantages per group
-                scored = [g for g in groups if g.samples]
-                rewards = torch.tensor([g.rewards for g in scored], dtype=torch.float32)
-                adv = compute_advantages(rewards, cfg.advantage)
-                for i, g in enumerate(scored):
-                    g.advantages, g.keep = adv.advantages[i].tolist(), adv.keep[i].tolist()
                 items = R.train_items(
-                    scored,
+                    batch.train_groups,
                     off_policy=cfg.one_step_off_policy,
                     chat_kwargs=cfg.generation.sampling.chat_kwargs,
                 )
                 if not items:  # all groups zero-variance: a zero-advantage step keeps step counts aligned
-                    for g in scored[:1]:
+                    for g in batch.train_groups[:1]:
                         g.keep = [True] * len(g.samples)
                         g.advantages = [0.0] * len(g.samples)
-                    items = R.train_items(scored[:1], off_policy=False, chat_kwargs={})
+                    items = R.train_items(batch.train_groups[:1], off_policy=False, chat_kwargs={})
 
                 # 5-6. update the policy, then the generation engines' copy of it
                 if reference is not None:  # KL penalty: logprobs of the frozen initial policy
@@ -123,11 +116,7 @@ def run_grpo(cfg: GRPOConfig, *, resume: bool = False) -> dict[str, Any]:
                 step_s = time.perf_counter() - step_start
                 row = {
                     **R.reward_metrics(groups),
-                    **{
-                        k: v
-                        for k, v in adv.stats.items()
-                        if k.startswith(("groups/", "samples/", "advantage/"))
-                    },
+                    **batch.stats,
                     **R.train_metrics(train),
                     **media,
                     **bad.metrics(),
@@ -137,7 +126,7 @@ def run_grpo(cfg: GRPOConfig, *, resume: bool = False) -> dict[str, Any]:
                         gen_tokens, timer.seconds("generate") or step_s
                     ),
                     "throughput/samples_per_s": sum(len(g.samples) for g in groups) / step_s,
-                    "generation/failed_requests": float(failed),
+                    "generation/failed_requests": float(failed + batch.failed),
                     "generation/worker_retries": float(run.generation.retries),
                     "score/worker_retries": float(run.scorer.retries),
                 }

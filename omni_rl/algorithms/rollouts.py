@@ -79,11 +79,13 @@ def make_groups(
     count: int | None = None,
     greedy: bool = False,
     bad: BadMediaLog | None = None,
+    start: int = 0,
 ) -> list[Group]:
     """One request per prompt (``n`` samples); each prompt's media are put into the store once.
 
     ``prompts``: a list (a prompt whose media fail is skipped) or a draw function (``count`` groups; a
-    prompt whose media fail is replaced by the next draw). Failures are logged and counted in ``bad``."""
+    prompt whose media fail is replaced by the next draw). Failures are logged and counted in ``bad``.
+    ``start``: the index of the first group in its step (request ids and seeds; refills of a step)."""
     bad = bad if bad is not None else BadMediaLog()
     if callable(prompts):
         draw, limit = prompts, None
@@ -93,7 +95,7 @@ def make_groups(
         limit = count
     put = functools.partial(_put_media, store=store, n=n)  # one reference per sample, one decode
     groups = []
-    for i, (prompt, refs) in enumerate(put_prompts(draw, count, put, bad, max_draws=limit)):
+    for i, (prompt, refs) in enumerate(put_prompts(draw, count, put, bad, max_draws=limit), start=start):
         params = sampling_params(cfg, n, None if greedy else request_seed(run_seed, step, i), greedy)
         request = GenerationRequest(
             f"{step}/{i}/{prompt.id}", prompt.messages, refs, params, dict(cfg.chat_kwargs)
@@ -102,9 +104,11 @@ def make_groups(
     return groups
 
 
-def draw_groups(cfg: Any, run: Any, step: int, bad: BadMediaLog) -> list[Group]:
-    """A step's ``prompts_per_step`` groups of ``group_size`` from the run's environment mix; a prompt
-    whose media fail is replaced by the next draw."""
+def draw_groups(
+    cfg: Any, run: Any, step: int, bad: BadMediaLog, *, count: int | None = None, start: int = 0
+) -> list[Group]:
+    """A step's ``prompts_per_step`` groups (or ``count``, numbered from ``start``) of ``group_size``
+    from the run's environment mix; a prompt whose media fail is replaced by the next draw."""
     return make_groups(
         run.mix.sample,
         run.store,
@@ -112,8 +116,9 @@ def draw_groups(cfg: Any, run: Any, step: int, bad: BadMediaLog) -> list[Group]:
         cfg.group_size,
         cfg.seed,
         step,
-        count=cfg.prompts_per_step,
+        count=cfg.prompts_per_step if count is None else count,
         bad=bad,
+        start=start,
     )
 
 
