@@ -171,9 +171,18 @@ def train_items(groups: Sequence[Group], *, off_policy: bool, chat_kwargs: dict[
                     sampler_logprobs=list(sample.logprobs),
                     group=g.request.request_id,
                     origin=g.prompt.origin,
+                    weight_version=g.result.weight_version if g.result else None,
                 )
             )
     return items
+
+
+def staleness_metrics(groups: Sequence[Group], trainer_version: int) -> dict[str, float]:
+    """How many updates behind the trainer (at ``trainer_version``) the step's samples were drawn."""
+    lags = [trainer_version - g.result.weight_version for g in groups if g.result and g.samples]
+    if not lags:
+        return {}
+    return {"async/staleness_max": float(max(lags)), "async/staleness_mean": float(np.mean(lags))}
 
 
 def reward_metrics(groups: Sequence[Group]) -> dict[str, float]:
