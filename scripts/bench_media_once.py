@@ -10,7 +10,7 @@ what is shared is the processor's output (pixel values, audio features, video fr
 
     python scripts/bench_media_once.py [--prompts 6] [--group 16] [--steps 3]
 
-Last line: ``RESULT media_processor_calls_before=A after=B encoder_forwards_before=C after=D
+Last line: ``RESULT media_processor_calls_before=A after=B encoder_rows_before=C after=D
 trainer_step_s_before=E after=F``.
 """
 
@@ -94,7 +94,7 @@ def main() -> None:
     for label, (proc, enc, sec) in (("per sample", before), ("per prompt", after)):
         print(f"processor {label}: {proc} processor calls, {enc} encoder input rows, {sec:.3f} s per step")
     print(
-        f"RESULT media_processor_calls_before={before[0]} after={after[0]} encoder_forwards_before={before[1]} "
+        f"RESULT media_processor_calls_before={before[0]} after={after[0]} encoder_rows_before={before[1]} "
         f"after={after[1]} trainer_step_s_before={before[2]:.3f} after={after[2]:.3f}"
     )
 

@@ -47,7 +47,7 @@ def test_overlong_and_dynamic_sampling_configs_are_checked():
         load_config(GRPOConfig, tiny, ["trainer.overlong.mode=cut"])
     with pytest.raises(ConfigError, match="max_draws_factor"):
         load_config(GRPOConfig, tiny, ["advantage.dynamic_sampling.max_draws_factor=0.5"])
-    cfg = load_config(GRPOConfig, tiny, [])
+    cfg = load_config(GRPOConfig, tiny, ["advantage.dynamic_sampling.enabled=true"])
     assert cfg.advantage.dynamic_sampling == DynamicSamplingConfig(enabled=True, max_draws_factor=3)
 
 
@@ -104,7 +104,8 @@ class FakeRun:
 
 
 def _cfg(**overrides) -> GRPOConfig:
-    items = ["prompts_per_step=2", "group_size=4", *[f"{k}={v}" for k, v in overrides.items()]]
+    items = ["prompts_per_step=2", "group_size=4", "advantage.dynamic_sampling.enabled=true"]
+    items += [f"{k}={v}" for k, v in overrides.items()]
     return load_config(GRPOConfig, ROOT / "configs/tiny_grpo_cpu.yaml", items)
 
 

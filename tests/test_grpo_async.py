@@ -64,7 +64,7 @@ def test_async_run_survives_a_killed_generation_worker(tmp_path):
         [f"output_dir={tmp_path}", "run_name=async_crash", f"steps={steps}", f"max_staleness={k}",
          "prompts_per_step=2", "group_size=4", "trainer_run.mode=local", "scoring.mode=local",
          "logging.tensorboard=false", "logging.console=false", "logging.rollouts_every=1", "eval.every=0",
-         "checkpoint.every=0"],
+         "checkpoint.every=0", "advantage.dynamic_sampling.enabled=true"],
     )  # fmt: skip
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
