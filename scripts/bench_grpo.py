@@ -1,17 +1,25 @@
-"""Samples per second of our GRPO loop against TRL's ``GRPOTrainer``, same model, task, batch, G and lengths.
+"""Our GRPO loop against TRL's ``GRPOTrainer`` on equal work: trained samples per second, and the time to
+reach reward 0.8 on the same task.
 
-    python scripts/bench_grpo.py [--steps 12] [--warmup 3] [--prompts 8] [--group 16] [--threads 2]
+    python scripts/bench_grpo.py [--steps 40] [--warmup 2] [--prompts 8] [--group 16] [--max-tokens 16]
 
-TRL is a benchmark-only dependency (``pip install trl``). TRL 1.16 cannot run the Nemotron Omni class
-(neither its processor's image inputs nor its fused-LM-head forward fit that model), so both sides run the
-same *text* rendition of the synthetic colour task on the same tiny decoder weights: ours through the
-Nemotron Omni model (no media in the prompts), TRL through its language model
-(``NemotronHForCausalLM``, the identical decoder). Both: on-policy (one update per batch), no KL term,
-temperature 1, ``--prompts`` x ``--group`` samples of ``--max-tokens`` tokens per step, the mcq verifier
-as the reward, ``--threads`` torch threads. Throughput counts the steps after ``--warmup``.
+TRL is a benchmark-only dependency (``pip install -e .[bench]``). TRL 1.16 cannot run the Nemotron Omni
+class (neither its processor's image inputs nor its fused-LM-head forward fit that model), so both sides
+run the same *text* rendition of the synthetic colour task on the same tiny decoder weights: ours through
+the Nemotron Omni model (no media in the prompts), TRL through its language model
+(``NemotronHForCausalLM``, the identical decoder).
 
-Lines: one per configuration, then ``RESULT grpo_speed_ratio=X`` (ours with the default Ray placement of
-configs/tiny_grpo_cpu.yaml, divided by TRL).
+Equal settings on both sides: on-policy, one update per batch, no KL term, temperature 1, no top-k/top-p;
+``--prompts`` x ``--group`` samples of up to ``--max-tokens`` tokens per step (the mean completion length
+is printed for both); the same learning rate (1e-3, constant) and one micro-batch of all samples; no
+filtering on either side (ours: ``filter_zero_variance`` and dynamic sampling off, so every sample is
+trained, as in TRL); gradient checkpointing off on both; the mcq verifier as the reward; ``--threads``
+torch threads. "Warm": samples/s counts the steps after ``--warmup``; the time to 0.8 is the wall time
+from the end of the warm-up steps to the first step whose 5-step mean reward is >= 0.8 (inf: not reached
+within ``--steps``).
+
+Lines: one per side, then ``RESULT grpo_speed_ratio=X grpo_time_to_08_ratio=Y`` (X = ours / TRL samples
+per second, Y = TRL / ours time to 0.8; nan when neither side reached 0.8).
 """
 
 from __future__ import annotations
@@ -19,9 +27,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -52,7 +62,35 @@ def text_task(out: Path, n: int) -> Path:
     return path
 
 
-def ours(args: argparse.Namespace, model: Path, data: Path, out: Path, mode: str) -> float:
+@dataclass
+class Side:
+    samples_per_s: float
+    time_to_08: float  # seconds after the warm-up; inf when not reached
+    mean_length: float
+    final_reward: float
+
+
+def summarise(
+    args: argparse.Namespace, step_s: list[float], rewards: list[float], lengths: list[float]
+) -> Side:
+    """Warm samples/s and the time from the end of the warm-up to the first 5-step mean reward >= 0.8."""
+    warm = step_s[args.warmup :]
+    elapsed, time_to_08 = 0.0, math.inf
+    for i in range(args.warmup, len(step_s)):
+        elapsed += step_s[i]
+        window = rewards[max(0, i - 4) : i + 1]
+        if len(window) == 5 and sum(window) / 5 >= 0.8:
+            time_to_08 = elapsed
+            break
+    return Side(
+        samples_per_s=len(warm) * args.prompts * args.group / sum(warm),
+        time_to_08=time_to_08,
+        mean_length=sum(lengths) / max(1, len(lengths)),
+        final_reward=sum(rewards[-5:]) / max(1, len(rewards[-5:])),
+    )
+
+
+def ours(args: argparse.Namespace, model: Path, data: Path, out: Path, mode: str) -> Side:
     from omni_rl.algorithms.config import GRPOConfig
     from omni_rl.algorithms.grpo import run_grpo
     from omni_rl.config import load_config
@@ -74,6 +112,13 @@ def ours(args: argparse.Namespace, model: Path, data: Path, out: Path, mode: str
         "logging.console=false",
         "logging.tensorboard=false",
         "logging.rollouts_every=0",
+        # equal work: every sample trained (TRL filters nothing), one micro-batch, no checkpointing
+        "advantage.filter_zero_variance=false",
+        "advantage.dynamic_sampling.enabled=false",
+        "trainer.lr=1e-3",
+        f"trainer.micro_batch_size={args.prompts * args.group}",
+        "trainer.micro_batch_tokens=1000000",
+        "trainer.model.gradient_checkpointing=false",
     ]
     if mode == "local":
         overrides += [
@@ -85,12 +130,16 @@ def ours(args: argparse.Namespace, model: Path, data: Path, out: Path, mode: str
     elif mode == "ray-async":
         overrides += ["one_step_off_policy=true"]
     summary = run_grpo(load_config(GRPOConfig, CONFIG, overrides))
-    rows = read_metrics(Path(summary["run_dir"]) / "metrics.jsonl")[args.warmup :]
-    seconds = sum(r["timing/step_s"] for r in rows)
-    return len(rows) * args.prompts * args.group / seconds
+    rows = read_metrics(Path(summary["run_dir"]) / "metrics.jsonl")
+    return summarise(
+        args,
+        [r["timing/step_s"] for r in rows],
+        [r["reward/mean"] for r in rows],
+        [r["response/length_mean"] for r in rows],
+    )
 
 
-def run_trl(args: argparse.Namespace, model: Path, data: Path, out: Path) -> float:
+def run_trl(args: argparse.Namespace, model: Path, data: Path, out: Path) -> Side:
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -137,6 +186,8 @@ def run_trl(args: argparse.Namespace, model: Path, data: Path, out: Path) -> flo
         use_cpu=True,
         bf16=False,
         save_strategy="no",
+        gradient_checkpointing=False,
+        gradient_accumulation_steps=1,
         dataloader_num_workers=0,
         seed=0,
     )
@@ -150,19 +201,22 @@ def run_trl(args: argparse.Namespace, model: Path, data: Path, out: Path) -> flo
         callbacks=[times],
     )
     trainer.train()
-    ends = times.ends[args.warmup :]
-    return (len(ends) - 1) * args.prompts * args.group / (ends[-1] - ends[0])
+    logs = [h for h in trainer.state.log_history if "reward" in h]
+    step_s = [b - a for a, b in zip(times.ends, times.ends[1:], strict=False)]
+    return summarise(
+        args, step_s, [h["reward"] for h in logs], [h.get("completions/mean_length", 0.0) for h in logs]
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--group", type=int, default=16)
-    parser.add_argument("--max-tokens", type=int, default=1)
+    parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--modes", default="ray,local,ray-async", help="our configurations to time")
+    parser.add_argument("--modes", default="ray", help="our configurations to time (ray, local, ray-async)")
     args = parser.parse_args()
     if args.steps <= args.warmup + 1:
         parser.error("--steps must exceed --warmup + 1")
@@ -181,15 +235,27 @@ def main() -> None:
         results = {}
         for mode in [m for m in args.modes.split(",") if m]:
             results[mode] = ours(args, model, data, out, mode)
-            print(f"ours ({mode}): {results[mode]:.1f} samples/s", flush=True)
+            print(f"ours ({mode}): {_line(results[mode])}", flush=True)
         baseline = run_trl(args, model, data, out)
-        print(f"TRL {trl.__version__} GRPOTrainer: {baseline:.1f} samples/s", flush=True)
+        print(f"TRL {trl.__version__} GRPOTrainer: {_line(baseline)}", flush=True)
         setup = f"P={args.prompts} G={args.group} max_tokens={args.max_tokens} threads={args.threads}"
         print(
             f"setup: tiny Nemotron Omni decoder, text colour task, {setup}, steps {args.steps} (warm-up {args.warmup})"
         )
-        ours_default = results.get("ray", next(iter(results.values()), float("nan")))
-        print(f"RESULT grpo_speed_ratio={ours_default / baseline:.3f}")
+        mine = results.get("ray", next(iter(results.values())))
+        speed = mine.samples_per_s / baseline.samples_per_s
+        if math.isinf(mine.time_to_08) and math.isinf(baseline.time_to_08):
+            time_ratio = math.nan
+        else:
+            time_ratio = baseline.time_to_08 / mine.time_to_08
+        print(f"RESULT grpo_speed_ratio={speed:.3f} grpo_time_to_08_ratio={time_ratio:.3f}")
+
+
+def _line(side: Side) -> str:
+    return (
+        f"{side.samples_per_s:.1f} trained samples/s, reward 0.8 after {side.time_to_08:.1f} s, "
+        f"mean completion {side.mean_length:.1f} tokens, final 5-step reward {side.final_reward:.2f}"
+    )
 
 
 if __name__ == "__main__":

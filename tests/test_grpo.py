@@ -165,7 +165,8 @@ def _local_cfg(tmp_path: Path, **overrides) -> GRPOConfig:
 def test_local_run_checkpoints_resumes_and_matches_an_uninterrupted_run(tmp_path):
     from omni_rl.algorithms.grpo import run_grpo
 
-    whole = run_grpo(_local_cfg(tmp_path / "a", steps=4, **{"checkpoint.every": 2}))
+    dyn = {"checkpoint.every": 2, "advantage.dynamic_sampling.enabled": "true"}  # refills resume too
+    whole = run_grpo(_local_cfg(tmp_path / "a", steps=4, **dyn))
     assert whole["step"] == 4
     run_dir = Path(whole["run_dir"])
     rows = read_metrics(run_dir / "metrics.jsonl")
@@ -179,7 +180,7 @@ def test_local_run_checkpoints_resumes_and_matches_an_uninterrupted_run(tmp_path
     assert (run_dir / "config.yaml").is_file()
 
     # the same run stopped after step 2, then resumed: same data, same rewards
-    part = _local_cfg(tmp_path / "b", steps=2, **{"checkpoint.every": 2})
+    part = _local_cfg(tmp_path / "b", steps=2, **dyn)
     run_grpo(part)
     resumed = run_grpo(dataclasses.replace(part, steps=4), resume=True)
     rows_b = read_metrics(Path(resumed["run_dir"]) / "metrics.jsonl")

@@ -176,8 +176,10 @@ class GRPOConfig(RunConfig):
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     advantage: AdvantageConfig = field(default_factory=AdvantageConfig)
-    # generate step k+1 while step k trains (samples are then one update old: importance-weighted)
-    one_step_off_policy: bool = False
+    # async GRPO: generation runs up to ``max_staleness`` steps ahead of the trainer, so a sample is at
+    # most that many updates old (importance-weighted with the sampler's log-probs); 0: on-policy
+    max_staleness: int = 0
+    one_step_off_policy: bool = False  # alias of max_staleness: 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -189,6 +191,11 @@ class GRPOConfig(RunConfig):
             raise _bad("group_size", "must be >= 2 (advantages compare samples of a prompt)", self.group_size)
         if not self.envs:
             raise ValueError("envs: at least one environment is needed")
+        if self.max_staleness < 0:
+            raise _bad("max_staleness", "must be >= 0", self.max_staleness)
+        if self.one_step_off_policy and self.max_staleness == 0:
+            self.max_staleness = 1
+        self.trainer.overlong.check(self.generation.sampling.max_tokens)
 
 
 @dataclass

@@ -7,13 +7,16 @@ Each step:
 2. generate ``group_size`` samples per prompt on the generation workers;
 3. score every sample on the environment workers (in parallel; a crashed worker is restarted and its
    share retried);
-4. group-relative advantages; groups whose rewards are all equal are dropped (no signal);
+4. group-relative advantages; groups whose rewards are all equal are dropped (no signal), or, with
+   ``advantage.dynamic_sampling``, replaced by drawing more prompts (``dynamic_sampling``);
 5. one trainer step on the kept samples (the trainer resolves the media references itself);
 6. sync the new weights to the generation workers;
 7. log metrics, dump rollouts, checkpoint every ``checkpoint.every`` steps.
 
-With ``one_step_off_policy`` the samples of step k+1 are generated while step k trains: generation then
-lags one update behind, and the sampler's logprobs serve as the behaviour policy of the importance ratio.
+With ``max_staleness: k`` (``one_step_off_policy`` is k = 1) the samples of steps s+1..s+k are generated
+while step s trains: a sample is at most k updates old, carries its weight version, and the sampler's
+logprobs serve as the behaviour policy of the importance ratio. The engines keep the last k + 1 weight
+versions, so a crashed engine regenerates its pending requests on the version they were drawn for.
 ``run_grpo(cfg, resume=True)`` continues from the latest checkpoint of the run folder.
 """
 
@@ -21,35 +24,35 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from typing import Any
-
-import torch
 
 from omni_rl.algorithms import rollouts as R
 from omni_rl.algorithms.bad_media import BadMediaLog, record_failed_requests
 from omni_rl.algorithms.config import GRPOConfig
+from omni_rl.algorithms.dynamic_sampling import build_step_batch
 from omni_rl.algorithms.loop_state import LoopState, maybe_checkpoint, restore, run_eval
 from omni_rl.algorithms.setup import ROLLOUTS, run_summary, start_reference, start_run
 from omni_rl.config import to_dict
 from omni_rl.logging import MetricsLogger, RolloutDumper, Timer, tokens_per_second
-from omni_rl.training.advantages import compute_advantages
 
 log = logging.getLogger(__name__)
 
 
 def run_grpo(cfg: GRPOConfig, *, resume: bool = False) -> dict[str, Any]:
     """Train; returns a summary (last step, final metrics, wall time, run folder)."""
-    if cfg.one_step_off_policy and (cfg.generation.mode == "local" or cfg.generation.sleep_while_training):
+    ahead = cfg.max_staleness  # async: steps generated ahead of the trainer
+    if ahead and (cfg.generation.mode == "local" or cfg.generation.sleep_while_training):
         raise ValueError(
-            "one_step_off_policy: needs generation.mode=ray without sleep_while_training (the engines must "
+            "max_staleness / one_step_off_policy: needs generation.mode=ray without sleep_while_training (the engines must "
             "keep generating while the trainer steps)"
         )
     started = time.perf_counter()
     run = start_run(cfg, generation=True, scoring=True)
     try:
         state = restore(run) if resume else LoopState()
-        if state.step > 0:
-            run.generation.sync(run.trainer, version=state.step)  # engines start from the initial weights
+        if state.step > 0 or ahead:  # engines start from the initial weights; async keeps every version
+            run.generation.sync(run.trainer, version=state.step)
         reference = start_reference(run) if cfg.trainer.policy_loss.kl_coef > 0 else None
         dumper = RolloutDumper(
             cfg.run_dir / ROLLOUTS, cfg.logging.rollouts_every, cfg.logging.rollouts_max_rows
@@ -60,46 +63,37 @@ def run_grpo(cfg: GRPOConfig, *, resume: bool = False) -> dict[str, Any]:
         with MetricsLogger.from_config(
             cfg.logging, cfg.run_dir, total_steps=cfg.steps, start_step=state.step, run_config=to_dict(cfg)
         ) as metrics:
-            pending = None  # (groups, handle) generated ahead (one-step-off-policy)
+            queue: deque[tuple[list[R.Group], Any]] = deque()  # (groups, handle) generated ahead (async)
             for step in range(state.step + 1, cfg.steps + 1):
                 timer = Timer()
                 step_start = time.perf_counter()
 
                 # 1-2. prompts -> G samples each (or collect what was generated during the last step)
                 with timer.phase("generate"):
-                    if pending is None:
-                        pending = _submit(cfg, run, step, bad)
-                    groups, handle = pending
+                    if not queue:
+                        queue.append(_submit(cfg, run, step, bad))
+                    groups, handle = queue.popleft()
                     failed = R.attach_results(groups, run.generation.collect(handle))
                     record_failed_requests(groups, bad)
                     mix_state = run.mix.state_dict()  # the position after this step's prompts
-                    pending = (
-                        _submit(cfg, run, step + 1, bad)
-                        if cfg.one_step_off_policy and step < cfg.steps
-                        else None
-                    )
+                    while len(queue) < ahead and step + len(queue) < cfg.steps:  # up to `ahead` steps on
+                        queue.append(_submit(cfg, run, step + len(queue) + 1, bad))
+                # 3-4. rewards, advantages (dynamic sampling draws more prompts until enough groups differ)
+                batch = build_step_batch(cfg, run, step, groups, bad, timer)
+                groups = batch.groups
+                if not queue:
+                    mix_state = run.mix.state_dict()  # after the refills too
                 gen_tokens = sum(len(s.token_ids) for g in groups for s in g.samples)
-
-                # 3. rewards from the environments' verifiers
-                with timer.phase("score"):
-                    R.attach_scores(groups, run.scorer.score(R.score_tasks_of(groups)))
-
-                # 4. advantages per group
-                scored = [g for g in groups if g.samples]
-                rewards = torch.tensor([g.rewards for g in scored], dtype=torch.float32)
-                adv = compute_advantages(rewards, cfg.advantage)
-                for i, g in enumerate(scored):
-                    g.advantages, g.keep = adv.advantages[i].tolist(), adv.keep[i].tolist()
                 items = R.train_items(
-                    scored,
-                    off_policy=cfg.one_step_off_policy,
+                    batch.train_groups,
+                    off_policy=ahead > 0,
                     chat_kwargs=cfg.generation.sampling.chat_kwargs,
                 )
                 if not items:  # all groups zero-variance: a zero-advantage step keeps step counts aligned
-                    for g in scored[:1]:
+                    for g in batch.train_groups[:1]:
                         g.keep = [True] * len(g.samples)
                         g.advantages = [0.0] * len(g.samples)
-                    items = R.train_items(scored[:1], off_policy=False, chat_kwargs={})
+                    items = R.train_items(batch.train_groups[:1], off_policy=False, chat_kwargs={})
 
                 # 5-6. update the policy, then the generation engines' copy of it
                 if reference is not None:  # KL penalty: logprobs of the frozen initial policy
@@ -123,11 +117,8 @@ def run_grpo(cfg: GRPOConfig, *, resume: bool = False) -> dict[str, Any]:
                 step_s = time.perf_counter() - step_start
                 row = {
                     **R.reward_metrics(groups),
-                    **{
-                        k: v
-                        for k, v in adv.stats.items()
-                        if k.startswith(("groups/", "samples/", "advantage/"))
-                    },
+                    **(R.staleness_metrics(groups, step - 1) if ahead else {}),
+                    **batch.stats,
                     **R.train_metrics(train),
                     **media,
                     **bad.metrics(),
@@ -137,7 +128,7 @@ def run_grpo(cfg: GRPOConfig, *, resume: bool = False) -> dict[str, Any]:
                         gen_tokens, timer.seconds("generate") or step_s
                     ),
                     "throughput/samples_per_s": sum(len(g.samples) for g in groups) / step_s,
-                    "generation/failed_requests": float(failed),
+                    "generation/failed_requests": float(failed + batch.failed),
                     "generation/worker_retries": float(run.generation.retries),
                     "score/worker_retries": float(run.scorer.retries),
                 }
@@ -147,8 +138,8 @@ def run_grpo(cfg: GRPOConfig, *, resume: bool = False) -> dict[str, Any]:
                 metrics.log(row, step)
                 last = row
                 maybe_checkpoint(cfg, run, step, mix_state, final=step == cfg.steps)
-            if pending is not None:
-                R.release_groups(pending[0], run.store)
+            for waiting, _ in queue:
+                R.release_groups(waiting, run.store)
     finally:
         run.close()
     return run_summary(cfg, last, started)

@@ -80,11 +80,13 @@ def make_groups(
     count: int | None = None,
     greedy: bool = False,
     bad: BadMediaLog | None = None,
+    start: int = 0,
 ) -> list[Group]:
     """One request per prompt (``n`` samples); each prompt's media are put into the store once.
 
     ``prompts``: a list (a prompt whose media fail is skipped) or a draw function (``count`` groups; a
-    prompt whose media fail is replaced by the next draw). Failures are logged and counted in ``bad``."""
+    prompt whose media fail is replaced by the next draw). Failures are logged and counted in ``bad``.
+    ``start``: the index of the first group in its step (request ids and seeds; refills of a step)."""
     bad = bad if bad is not None else BadMediaLog()
     if callable(prompts):
         draw, limit = prompts, None
@@ -94,7 +96,7 @@ def make_groups(
         limit = count
     put = functools.partial(_put_media, store=store, n=n)  # one reference per sample, one decode
     groups = []
-    for i, (prompt, refs) in enumerate(put_prompts(draw, count, put, bad, max_draws=limit)):
+    for i, (prompt, refs) in enumerate(put_prompts(draw, count, put, bad, max_draws=limit), start=start):
         params = sampling_params(cfg, n, None if greedy else request_seed(run_seed, step, i), greedy)
         request = GenerationRequest(
             f"{step}/{i}/{prompt.id}", prompt.messages, refs, params, dict(cfg.chat_kwargs)
@@ -103,9 +105,11 @@ def make_groups(
     return groups
 
 
-def draw_groups(cfg: Any, run: Any, step: int, bad: BadMediaLog) -> list[Group]:
-    """A step's ``prompts_per_step`` groups of ``group_size`` from the run's environment mix; a prompt
-    whose media fail is replaced by the next draw."""
+def draw_groups(
+    cfg: Any, run: Any, step: int, bad: BadMediaLog, *, count: int | None = None, start: int = 0
+) -> list[Group]:
+    """A step's ``prompts_per_step`` groups (or ``count``, numbered from ``start``) of ``group_size``
+    from the run's environment mix; a prompt whose media fail is replaced by the next draw."""
     return make_groups(
         run.mix.sample,
         run.store,
@@ -113,8 +117,9 @@ def draw_groups(cfg: Any, run: Any, step: int, bad: BadMediaLog) -> list[Group]:
         cfg.group_size,
         cfg.seed,
         step,
-        count=cfg.prompts_per_step,
+        count=cfg.prompts_per_step if count is None else count,
         bad=bad,
+        start=start,
     )
 
 
@@ -167,9 +172,18 @@ def train_items(groups: Sequence[Group], *, off_policy: bool, chat_kwargs: dict[
                     sampler_logprobs=list(sample.logprobs),
                     group=g.request.request_id,
                     origin=g.prompt.origin,
+                    weight_version=g.result.weight_version if g.result else None,
                 )
             )
     return items
+
+
+def staleness_metrics(groups: Sequence[Group], trainer_version: int) -> dict[str, float]:
+    """How many updates behind the trainer (at ``trainer_version``) the step's samples were drawn."""
+    lags = [trainer_version - g.result.weight_version for g in groups if g.result and g.samples]
+    if not lags:
+        return {}
+    return {"async/staleness_max": float(max(lags)), "async/staleness_mean": float(np.mean(lags))}
 
 
 def reward_metrics(groups: Sequence[Group]) -> dict[str, float]:

@@ -252,6 +252,7 @@ def _start_generation(cfg: Any, model_path: str, run: Run, slots: dict[str, list
             max_restarts=gen.max_retries,
             max_retries=gen.max_retries,
             name_prefix=actor_prefix(cfg),
+            keep_versions=getattr(cfg, "max_staleness", 0) + 1,
         )
     if gen.backend != "torch":
         raise ValueError("generation.mode=local runs the torch sampler only; use mode=ray for vllm")

@@ -7,8 +7,9 @@ resolve them (``media_refs.materialize``), so decoded media never passes through
 Generation: ``LocalGeneration`` (the torch sampler in this process; on the trainer's own model when the
 trainer is local, so there is nothing to sync) or ``RayGeneration`` (``GenerationWorker`` actors). Weights
 go from the trainer actor straight into Ray's object store (``weights_ref``) and every engine copies them
-from there. A generation worker that crashes is restarted by Ray, given the current weights again, and its
-requests are retried.
+from there. A generation worker that crashes is restarted by Ray, given the weights its pending requests
+were drawn for (the last ``keep_versions`` are kept; async GRPO keeps max_staleness + 1), and its requests
+are retried; then it is given the newest weights again.
 """
 
 from __future__ import annotations
@@ -218,6 +219,7 @@ class RayGeneration:
         max_restarts: int = 2,
         max_retries: int = 2,
         name_prefix: str | None = None,
+        keep_versions: int = 1,
     ) -> None:
         import ray
 
@@ -238,6 +240,10 @@ class RayGeneration:
         self.max_retries = max_retries
         self.retries = 0
         self._weights: tuple[Any, int] | None = None  # (ObjectRef, version) last synced
+        # the last ``keep_versions`` synced weights (async GRPO: max_staleness + 1), version -> ObjectRef,
+        # so a restarted engine can regenerate pending requests on the version they were drawn for
+        self.keep_versions = max(1, keep_versions)
+        self._history: dict[int, Any] = {}
         ray.get([a.ping.remote() for a in self.actors])
 
     def submit(self, requests: Sequence[GenerationRequest]) -> PendingGeneration:
@@ -255,36 +261,57 @@ class RayGeneration:
 
         results: dict[int, list[GenerationResult]] = {}
         attempts: dict[int, int] = {}
+        expected = dict.fromkeys(pending.futures.values(), pending.version)  # weight version per worker
         futures = dict(pending.futures)
         while futures:
             done, _ = ray.wait(list(futures), num_returns=1)
             i = futures.pop(done[0])
             try:
                 part = ray.get(done[0])
-                stale = pending.version is not None and any(r.weight_version != pending.version for r in part)
+                stale = expected[i] is not None and any(r.weight_version != expected[i] for r in part)
                 if not stale:
                     results[i] = part
                     continue
-                why = "came back restarted (initial weights)"
+                why = f"came back restarted (weights {part[0].weight_version if part else '?'}, not {expected[i]})"
             except RayActorError as exc:
                 why = f"crashed ({exc})"
-            # a restarted worker holds the initial weights: give it the current ones and ask again
             attempts[i] = attempts.get(i, 0) + 1
             if attempts[i] > self.max_retries:
                 raise RuntimeError(f"generation worker {i} failed {attempts[i]} times; giving up: {why}")
             self.retries += 1
             log.warning("generation worker %d %s; retrying its %d requests", i, why, len(pending.requests[i]))
             wait_alive(self.actors[i], "ping")
-            if self._weights is not None:
-                ref, version = self._weights
-                ray.get(self.actors[i].update_weights.remote(ref, self.layout, version))
+            expected[i] = self._regenerate_on(i, expected[i])
             futures[self.actors[i].generate.remote(pending.requests[i])] = i
+            self._restore_newest(i, expected[i])
         n = len(self.actors)
         total = sum(len(p) for p in pending.requests)
         out: list[GenerationResult | None] = [None] * total
         for i, part in results.items():
             out[i::n] = part
         return out  # type: ignore[return-value]
+
+    def _regenerate_on(self, i: int, version: int | None) -> int | None:
+        """Load the weights of ``version`` into restarted engine ``i``; returns the version its answers
+        will carry. A version no longer kept (or never synced) falls back to the newest weights."""
+        import ray
+
+        if version is not None and version in self._history:
+            ray.get(self.actors[i].update_weights.remote(self._history[version], self.layout, version))
+            return version
+        if self._weights is None:
+            return None  # nothing synced yet: the restarted engine holds the initial weights already
+        ref, newest = self._weights
+        log.warning("generation worker %d: weights %s no longer kept; regenerating on %d", i, version, newest)
+        ray.get(self.actors[i].update_weights.remote(ref, self.layout, newest))
+        return newest
+
+    def _restore_newest(self, i: int, version: int | None) -> None:
+        """After a regeneration on older weights, queue the newest again on engine ``i`` (behind the
+        regeneration; requests submitted later then run on the weights they were submitted for)."""
+        if self._weights is not None and version != self._weights[1]:
+            ref, newest = self._weights
+            self.actors[i].update_weights.remote(ref, self.layout, newest)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         return self.collect(self.submit(requests))
@@ -310,6 +337,9 @@ class RayGeneration:
 
             ref = put_weights(trainer.state_dict(self.layout))
         self._weights = (ref, version)
+        self._history[version] = ref
+        for old in sorted(self._history)[: -self.keep_versions]:
+            del self._history[old]
         futures = {a.update_weights.remote(ref, self.layout, version): i for i, a in enumerate(self.actors)}
         for future, i in futures.items():
             self._update_one(future, i, ref, version)

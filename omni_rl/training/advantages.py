@@ -18,13 +18,29 @@ advantage 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 
 Estimator = Literal["grpo", "dr_grpo", "rloo"]
 _ESTIMATORS = ("grpo", "dr_grpo", "rloo")
+
+
+@dataclass
+class DynamicSamplingConfig:
+    """DAPO's dynamic sampling: a step keeps drawing prompts until ``prompts_per_step`` groups with reward
+    variance are collected, at most ``max_draws_factor x prompts_per_step`` prompts in all (then it trains
+    on what it has). Off: zero-variance groups are dropped and the batch shrinks."""
+
+    enabled: bool = False
+    max_draws_factor: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.max_draws_factor < 1:
+            raise ValueError(
+                f"advantage.dynamic_sampling.max_draws_factor must be >= 1, got {self.max_draws_factor}"
+            )
 
 
 @dataclass
@@ -35,6 +51,7 @@ class AdvantageConfig:
     filter_zero_variance: bool = True
     # rewards whose group max - min is at most this count as zero-variance
     zero_variance_tol: float = 0.0
+    dynamic_sampling: DynamicSamplingConfig = field(default_factory=DynamicSamplingConfig)
 
     def __post_init__(self) -> None:
         if self.estimator not in _ESTIMATORS:

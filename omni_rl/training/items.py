@@ -35,7 +35,7 @@ class TrainItem:
     old_logprobs: the trainer's logprobs under the weights that sampled it (``compute_logprobs``);
       None = the current weights (ratio 1: the usual single update per batch).
     ref_logprobs: reference-policy logprobs (needed when the KL coefficient is > 0).
-    sampler_logprobs: what the inference engine reported (for mismatch correction and metrics).
+    sampler_logprobs: what the inference engine reported (the behaviour policy; mismatch correction).
     loss_mask: 1 for completion tokens that count (e.g. 0 on tool/environment output in multi-turn).
     """
 
@@ -48,6 +48,7 @@ class TrainItem:
     group: str = ""  # items of one prompt group: a sample that cannot be encoded drops its whole group
     origin: str = ""  # the dataset row ("file:line"), for messages
     media_error: str | None = None  # set when the worker could not resolve its media references
+    weight_version: int | None = None  # the policy version that sampled it (async GRPO: its staleness)
 
 
 @dataclass

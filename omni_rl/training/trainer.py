@@ -36,7 +36,7 @@ from torch.distributed.checkpoint.state_dict import (
     get_model_state_dict,
 )
 
-from omni_rl.models.batching import EncodedSample, MultimodalSample, encode_sample
+from omni_rl.models.batching import EncodedSample, MultimodalSample
 from omni_rl.models.layout import LAYOUTS, to_original
 from omni_rl.models.loading import (
     build_policy_on_meta,
@@ -50,6 +50,7 @@ from omni_rl.models.sharded_load import init_buffers, load_shards, plan_for
 from omni_rl.training import distributed as dist_utils
 from omni_rl.training.aggregation import loss_normalizer
 from omni_rl.training.dpo_loss import dpo_loss, sequence_logps
+from omni_rl.training.encode_cache import PromptEncodeCache
 from omni_rl.training.items import (
     MicroBatch,
     PreferencePair,
@@ -172,6 +173,7 @@ class PolicyTrainer:
                 loaded = load_shards(model, *stream_from)
                 log.info("rank %d: read %s of %s", rank, loaded, stream_from[0])
         self.model, self.processor = model.train(), processor
+        self.prompt_cache = PromptEncodeCache(processor)  # the processor once per prompt and step
         self.pad_id = processor.tokenizer.pad_token_id
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(model, cfg)
@@ -181,7 +183,7 @@ class PolicyTrainer:
     # forward passes ------------------------------------------------------------------------------
 
     def _encode(self, sample: MultimodalSample) -> EncodedSample:
-        return encode_sample(self.processor, sample)
+        return self.prompt_cache.encode(sample)
 
     def _plan(self, rows_per_unit: list[list[EncodedSample]]) -> tuple[list[MicroBatch], int]:
         """Micro-batches of this rank, and how many dummy repeats keep FSDP2 ranks in step."""
@@ -214,6 +216,7 @@ class PolicyTrainer:
         """Per-sample logprobs of the completion tokens under the current weights (float32, CPU), in
         input order: old logprobs (before an update) or reference logprobs (a frozen copy)."""
         samples = [s.sample if isinstance(s, TrainItem) else s for s in samples]
+        self.prompt_cache.clear()
         plan, dummies = self._plan([[self._encode(s)] for s in samples])
         out: list[torch.Tensor | None] = [None] * len(samples)
         for i, mb in enumerate(plan + plan[-1:] * dummies):
@@ -247,6 +250,7 @@ class PolicyTrainer:
         start = time.perf_counter()
         if not items:
             raise ValueError(f"rank {self.rank}: no items (give every rank at least one)")
+        self.prompt_cache.clear()
         items, rows, dropped = self._encode_or_drop(items, loss)
         lost = dist_utils.all_reduce_scalar(float(not items), "max", self._reduce_device)
         if lost:  # a rank has nothing left to train on: every rank skips this update together

@@ -7,6 +7,7 @@ from typing import Literal
 
 from omni_rl.training.dpo_loss import DPOConfig
 from omni_rl.training.moe_aux import MoEAuxConfig
+from omni_rl.training.overlong import OverlongConfig
 from omni_rl.training.policy_loss import PolicyLossConfig
 
 Schedule = Literal["constant", "cosine", "linear"]
@@ -57,6 +58,7 @@ class TrainerConfig:
     temperature: float = 1.0  # the sampler's temperature: logits are divided by it
     log_entropy: bool = True
     policy_loss: PolicyLossConfig = field(default_factory=PolicyLossConfig)
+    overlong: OverlongConfig = field(default_factory=OverlongConfig)  # truncated samples: none/mask/penalty
     dpo: DPOConfig = field(default_factory=DPOConfig)
     dpo_length_average: bool = False  # DPO on mean (not summed) token logprobs; see dpo_loss
     moe_aux: MoEAuxConfig = field(default_factory=MoEAuxConfig)
