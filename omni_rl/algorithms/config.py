@@ -189,6 +189,22 @@ class GRPOConfig(RunConfig):
             raise _bad("group_size", "must be >= 2 (advantages compare samples of a prompt)", self.group_size)
         if not self.envs:
             raise ValueError("envs: at least one environment is needed")
+        resolve_temperature(self.trainer, self.generation.sampling)
+
+
+def resolve_temperature(trainer: TrainerConfig, sampling: SamplingConfig) -> None:
+    """One temperature: the trainer divides its logits by the sampler's (else the importance ratio is
+    off by the temperature). ``trainer.temperature: None`` takes the sampling one (1.0 for greedy
+    sampling, which has no temperature); two different values are an error naming both fields."""
+    sampled = sampling.temperature
+    if trainer.temperature is None:
+        trainer.temperature = float(sampled) if sampled > 0 else 1.0
+    elif sampled > 0 and trainer.temperature != sampled:
+        raise ValueError(
+            f"trainer.temperature={trainer.temperature!r} differs from generation.sampling.temperature="
+            f"{sampled!r}: the trainer must score samples at the sampler's temperature (set one of them, "
+            "or both to the same value; trainer.temperature defaults to the sampling one)"
+        )
 
 
 @dataclass

@@ -204,7 +204,7 @@ class PolicyTrainer:
         return batch, completion_scores(
             self.model,
             batch,
-            temperature=self.cfg.temperature,
+            temperature=self.cfg.temperature or 1.0,
             with_entropy=with_entropy,
             chunk_size=self.cfg.logprob_chunk_size,
         )

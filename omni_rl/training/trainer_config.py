@@ -54,7 +54,9 @@ class TrainerConfig:
     micro_batch_tokens: int = 8192
     micro_batch_size: int | None = None
     logprob_chunk_size: int = 1024  # LM-head rows per chunk (memory: chunk x vocab floats)
-    temperature: float = 1.0  # the sampler's temperature: logits are divided by it
+    # the sampler's temperature: logits are divided by it. None: a GRPO run takes
+    # generation.sampling.temperature (GRPOConfig); a standalone trainer uses 1.0
+    temperature: float | None = None
     log_entropy: bool = True
     policy_loss: PolicyLossConfig = field(default_factory=PolicyLossConfig)
     dpo: DPOConfig = field(default_factory=DPOConfig)
@@ -109,8 +111,8 @@ class TrainerConfig:
             raise bad("micro_batch_size", "must be >= 1 (or None)")
         if self.logprob_chunk_size < 1:
             raise bad("logprob_chunk_size", "must be >= 1")
-        if self.temperature <= 0:
-            raise bad("temperature", "must be > 0")
+        if self.temperature is not None and self.temperature <= 0:
+            raise bad("temperature", "must be > 0 (or None)")
         if self.parallel not in ("auto", "replicate", "fsdp"):
             raise bad("parallel", "must be 'auto', 'replicate' or 'fsdp'")
         if self.offload and self.parallel == "replicate":
