@@ -27,7 +27,9 @@ def test_equal_values_are_accepted() -> None:
 
 def test_two_different_temperatures_are_an_error_naming_both_fields() -> None:
     with pytest.raises(ConfigError) as err:
-        load_config(GRPOConfig, None, [*ENV, "generation.sampling.temperature=0.7", "trainer.temperature=1.0"])
+        load_config(
+            GRPOConfig, None, [*ENV, "generation.sampling.temperature=0.7", "trainer.temperature=1.0"]
+        )
     message = str(err.value)
     assert "trainer.temperature=1.0" in message
     assert "generation.sampling.temperature=0.7" in message

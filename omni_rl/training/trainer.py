@@ -64,6 +64,7 @@ from omni_rl.training.items import (
 from omni_rl.training.moe_aux import collect_router_logits, freeze_routers, is_router, moe_aux_loss
 from omni_rl.training.optim import build_optimizer, build_scheduler, clip_gradients
 from omni_rl.training.policy_loss import policy_loss
+from omni_rl.training.ppo_update import run_updates
 from omni_rl.training.step_metrics import MetricSums
 from omni_rl.training.trainer_checkpoint import load_trainer, save_trainer
 from omni_rl.training.trainer_config import TrainerConfig
@@ -213,9 +214,18 @@ class PolicyTrainer:
     def compute_logprobs(self, samples: Sequence[MultimodalSample | TrainItem]) -> list[torch.Tensor]:
         """Per-sample logprobs of the completion tokens under the current weights (float32, CPU), in
         input order: old logprobs (before an update) or reference logprobs (a frozen copy)."""
+        items = [s if isinstance(s, TrainItem) else None for s in samples]
         samples = [s.sample if isinstance(s, TrainItem) else s for s in samples]
-        plan, dummies = self._plan([[self._encode(s)] for s in samples])
-        out: list[torch.Tensor | None] = [None] * len(samples)
+        return self.logprobs_of_rows([[self._encode(s)] for s in samples], items)
+
+    @torch.no_grad()
+    def logprobs_of_rows(
+        self, rows: list[list[EncodedSample]], items: Sequence[TrainItem | None] | None = None
+    ) -> list[torch.Tensor]:
+        """``compute_logprobs`` of samples already encoded (one row each); ``items`` (optional, same
+        order) carry what a forward may need besides the row (routed experts for router replay)."""
+        plan, dummies = self._plan(rows)
+        out: list[torch.Tensor | None] = [None] * len(rows)
         for i, mb in enumerate(plan + plan[-1:] * dummies):
             batch, scores = self._scores(mb, with_entropy=False)
             if i >= len(plan):
@@ -255,8 +265,7 @@ class PolicyTrainer:
             )
             metrics = {"tokens_total": 0.0, "micro_batches": 0.0, "skipped": 1.0, "step": float(self.step)}
         else:
-            metrics = self.accumulate(items, loss, rows)
-            metrics.update(self.apply_gradients())
+            metrics = run_updates(self, items, loss, rows)  # epochs x mini-batches (ppo_update)
         metrics["dropped_items"] = dist_utils.all_reduce_scalar(dropped[0], "sum", self._reduce_device)
         metrics["dropped_groups"] = dist_utils.all_reduce_scalar(dropped[1], "sum", self._reduce_device)
         elapsed = dist_utils.all_reduce_scalar(time.perf_counter() - start, "max", self._reduce_device)
@@ -411,6 +420,7 @@ class PolicyTrainer:
             sampler_logprobs=sampler,
             entropy=scores.entropy,
             normalizer=norm,
+            mismatch=self.cfg.mismatch,
         )
         return loss, metrics, float(mask.sum().item())
 

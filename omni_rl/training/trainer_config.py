@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from omni_rl.training.dpo_loss import DPOConfig
+from omni_rl.training.mismatch import MismatchConfig
 from omni_rl.training.moe_aux import MoEAuxConfig
 from omni_rl.training.policy_loss import PolicyLossConfig
 
@@ -59,6 +60,14 @@ class TrainerConfig:
     temperature: float | None = None
     log_entropy: bool = True
     policy_loss: PolicyLossConfig = field(default_factory=PolicyLossConfig)
+    # PPO-style updates per rollout batch: ``epochs`` passes over it, each split into ``mini_batches``
+    # optimiser steps (per rank). Above 1 update the trainer first recomputes the old logprobs itself
+    # (``omni_rl.training.ppo_update``); 1 x 1 is the single update of plain GRPO
+    epochs: int = 1
+    mini_batches: int = 1
+    mismatch: MismatchConfig = field(default_factory=MismatchConfig)  # sampler/trainer correction
+    # MoE router replay (R3): the trainer's forwards use the experts the sampler chose for each token
+    router_replay: bool = False
     dpo: DPOConfig = field(default_factory=DPOConfig)
     dpo_length_average: bool = False  # DPO on mean (not summed) token logprobs; see dpo_loss
     moe_aux: MoEAuxConfig = field(default_factory=MoEAuxConfig)
@@ -113,6 +122,10 @@ class TrainerConfig:
             raise bad("logprob_chunk_size", "must be >= 1")
         if self.temperature is not None and self.temperature <= 0:
             raise bad("temperature", "must be > 0 (or None)")
+        if self.epochs < 1:
+            raise bad("epochs", "must be >= 1")
+        if self.mini_batches < 1:
+            raise bad("mini_batches", "must be >= 1")
         if self.parallel not in ("auto", "replicate", "fsdp"):
             raise bad("parallel", "must be 'auto', 'replicate' or 'fsdp'")
         if self.offload and self.parallel == "replicate":
