@@ -165,6 +165,7 @@ def train_items(groups: Sequence[Group], *, off_policy: bool, chat_kwargs: dict[
                     sample=sample_with_refs(g.prompt, g.refs, sample.token_ids, chat_kwargs),
                     advantage=float(adv),
                     sampler_logprobs=list(behaviour),
+                    routed_experts=sample.routed_experts,
                     group=g.request.request_id,
                     origin=g.prompt.origin,
                 )
