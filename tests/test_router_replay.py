@@ -128,3 +128,18 @@ def test_replay_removes_the_routing_mismatch_and_brings_logprobs_closer():
     )
     t.accumulate([replace(it, advantage=(-1.0) ** i) for i, it in enumerate(items)])
     assert all(r.weight.grad is not None and r.weight.grad.abs().sum() > 0 for r in router_modules(t.model))
+
+
+def test_router_replay_turns_on_route_recording_in_the_torch_sampler_only():
+    from omni_rl.algorithms.config import GRPOConfig
+    from omni_rl.algorithms.setup import route_recording
+    from omni_rl.config import load_config
+
+    env = "envs=[{name: synthetic_image_color}]"
+    assert route_recording(load_config(GRPOConfig, None, [env])) == {}
+    assert route_recording(load_config(GRPOConfig, None, [env, "trainer.router_replay=true"])) == {
+        "record_routes": True
+    }
+    vllm = load_config(GRPOConfig, None, [env, "trainer.router_replay=true", "generation.backend=vllm"])
+    with pytest.raises(ValueError, match=r"trainer\.router_replay"):
+        route_recording(vllm)
