@@ -13,7 +13,8 @@ Each step:
 7. log metrics, dump rollouts, checkpoint every ``checkpoint.every`` steps.
 
 With ``one_step_off_policy`` the samples of step k+1 are generated while step k trains: generation then
-lags one update behind, and the sampler's logprobs serve as the behaviour policy of the importance ratio.
+lags one update behind; the sampler's logprobs are the behaviour policy of `trainer.mismatch` (the PPO ratio is
+against the trainer's own recomputed logprobs, see `omni_rl.training.ppo_update`).
 ``run_grpo(cfg, resume=True)`` continues from the latest checkpoint of the run folder.
 """
 
