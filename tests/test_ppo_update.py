@@ -183,3 +183,26 @@ def test_one_step_off_policy_mismatch_includes_the_lag(exact_items):
     m = t.train_step(exact_items)
     assert m["mismatch/abs_mean"] > 1e-3 and m["mismatch/kl"] > 0
     assert per_update[0]["policy/ratio_min"] == per_update[0]["policy/ratio_max"] == 1.0
+
+
+def dp_ppo_worker(rank: int, world_size: int, init_method: str, out: str) -> None:
+    torch.set_num_threads(1)
+    cfg = TrainerConfig(lr=1e-2, max_grad_norm=None, parallel="replicate", epochs=2, mini_batches=4)
+    t = PolicyTrainer(cfg, rank, world_size, init_method, model_and_processor=build_tiny_model(seed=SEED))
+    items = make_items(t.processor, n=7, video=False)  # ranks hold 4 and 3 items
+    per_update = record_updates(t)
+    metrics = t.train_step(items[rank::world_size])
+    if rank == 0:
+        torch.save({"metrics": metrics, "first": per_update[0], "step": t.step}, out)
+
+
+def test_two_ranks_take_the_same_number_of_updates(tmp_path):
+    from omni_rl.training.distributed import launch_local
+
+    out = tmp_path / "rank0.pt"
+    launch_local(dp_ppo_worker, 2, str(out))
+    got = torch.load(out, weights_only=False)
+    # 4 mini-batches wanted, rank 1 can fill 3: both ranks take 3 per epoch, in step
+    assert got["metrics"]["updates"] == 6.0 and got["step"] == 6
+    assert got["first"]["policy/ratio_min"] == got["first"]["policy/ratio_max"] == 1.0
+    assert got["metrics"]["last/policy/approx_kl_old"] > 0
