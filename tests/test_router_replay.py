@@ -143,3 +143,28 @@ def test_router_replay_turns_on_route_recording_in_the_torch_sampler_only():
     vllm = load_config(GRPOConfig, None, [env, "trainer.router_replay=true", "generation.backend=vllm"])
     with pytest.raises(ValueError, match=r"trainer\.router_replay"):
         route_recording(vllm)
+
+
+def test_grpo_loop_records_and_replays_routes(tmp_path):
+    """The loop end to end (local mode, the sampler on the trainer's own model): routes travel from the
+    torch sampler through the train items into the trainer, with PPO mini-batches and IcePop on."""
+    from pathlib import Path
+
+    from omni_rl.algorithms.config import GRPOConfig
+    from omni_rl.algorithms.grpo import run_grpo
+    from omni_rl.config import load_config
+    from omni_rl.logging import read_metrics
+
+    root = Path(__file__).resolve().parents[1]
+    overrides = [
+        f"output_dir={tmp_path}", "run_name=r3", "steps=2", "prompts_per_step=2", "group_size=4",
+        "generation.mode=local", "scoring.mode=local", "trainer_run.mode=local", "media_store=local",
+        "logging.tensorboard=false", "logging.console=false", "eval.every=0", "checkpoint.at_end=false",
+        "trainer.router_replay=true", "trainer.mini_batches=2", "trainer.mismatch.mode=icepop",
+    ]  # fmt: skip
+    summary = run_grpo(load_config(GRPOConfig, root / "configs/tiny_grpo_cpu.yaml", overrides))
+    rows = read_metrics(Path(summary["run_dir"]) / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2]
+    for r in rows:
+        assert r["train/moe/router_mismatch"] == 0.0 and r["train/moe/router_mismatch_natural"] == 0.0
+        assert r["train/updates"] == 2.0 and r["train/mismatch/abs_mean"] < 1e-4
