@@ -101,9 +101,10 @@ def test_groups_become_items_metrics_and_rescorable_rows(colour_prompts, tmp_pat
     items = R.train_items(groups, off_policy=False, chat_kwargs={})
     assert len(items) == 4  # the zero-variance group is dropped
     assert items[0].advantage > 0 > items[1].advantage and items[0].old_logprobs is None
-    assert items[0].sampler_logprobs == [-1.0, -2.0]
+    # the sampler's model logprobs are the behaviour policy; the trainer recomputes the old ones itself
+    assert items[0].sampler_logprobs == [-0.5, -0.7]
     off = R.train_items(groups, off_policy=True, chat_kwargs={})
-    assert off[0].old_logprobs == [-0.5, -0.7]  # the sampler's model logprobs are the behaviour policy
+    assert off[0].old_logprobs is None and off[0].sampler_logprobs == [-0.5, -0.7]
 
     m = R.reward_metrics(groups)
     assert m["reward/mean"] == pytest.approx(0.25) and m["reward/synthetic_image_color"] == pytest.approx(

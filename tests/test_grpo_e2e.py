@@ -69,6 +69,7 @@ def test_one_step_off_policy_learns_the_image_task(tmp_path):
     proc = subprocess.run(
         [OMNI_RL, "train", "--config", str(ROOT / "configs/tiny_grpo_cpu.yaml"),
          f"output_dir={tmp_path}", "run_name=async", "one_step_off_policy=true", "steps=250",
+         "trainer.mismatch.mode=tis",
          "envs=[{name: synthetic_image_color, generate: {n: 64, seed: 0, shuffle_choices: false}}]",
          "logging.console_mode=plain", "eval.every=0", "checkpoint.every=0"],
         capture_output=True, text=True, timeout=900,
@@ -77,5 +78,7 @@ def test_one_step_off_policy_learns_the_image_task(tmp_path):
     rows = read_metrics(tmp_path / "async/metrics.jsonl")
     first, last = window_means(rows, "reward/synthetic_image_color")
     assert first < 0.3 and last >= 0.8, (first, last)
-    # samples were one update old: importance ratios differ from 1 and are reported
-    assert any(abs(r["train/policy/ratio_mean"] - 1.0) > 1e-4 for r in rows[5:])
+    # samples were one update old: the trainer recomputes the old logprobs, so the PPO ratio is exactly 1
+    # and the lag shows (and is corrected) between the sampler's logprobs and the trainer's
+    assert all(r["train/policy/ratio_min"] == r["train/policy/ratio_max"] == 1.0 for r in rows)
+    assert any(r["train/mismatch/abs_mean"] > 1e-4 and r["train/mismatch/ratio_max"] > 1.0 for r in rows[5:])

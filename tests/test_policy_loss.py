@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from omni_rl.training.aggregation import aggregate, loss_normalizer
+from omni_rl.training.mismatch import MismatchConfig
 from omni_rl.training.policy_loss import PolicyLossConfig, kl_penalty, policy_loss
 
 LN = math.log
@@ -170,17 +171,16 @@ def test_micro_batches_with_global_normalizer_sum_to_full_batch(aggregation, rat
         constant_normalizer=7.0,
         ratio_level=ratio_level,
         kl_coef=0.05,
-        mismatch_correction="tis",
-        mismatch_level="sequence",
     )
-    full, _ = policy_loss(lp, old, adv, mask, cfg, ref_logprobs=ref, sampler_logprobs=sampler)
+    mm = MismatchConfig(mode="tis", level="sequence")
+    full, _ = policy_loss(lp, old, adv, mask, cfg, ref_logprobs=ref, sampler_logprobs=sampler, mismatch=mm)
     (full_grad,) = torch.autograd.grad(full, lp)
     norm = loss_normalizer(mask, aggregation, 7.0)
     total = torch.zeros((), dtype=torch.float64)
     for rows in (slice(0, 2), slice(2, 3), slice(3, 6)):
         part, _ = policy_loss(
             lp[rows], old[rows], adv[rows], mask[rows], cfg,
-            ref_logprobs=ref[rows], sampler_logprobs=sampler[rows], normalizer=norm,
+            ref_logprobs=ref[rows], sampler_logprobs=sampler[rows], normalizer=norm, mismatch=mm,
         )  # fmt: skip
         total = total + part
     torch.testing.assert_close(total, full)
@@ -188,7 +188,14 @@ def test_micro_batches_with_global_normalizer_sum_to_full_batch(aggregation, rat
     if aggregation == "token_mean":  # the local normaliser would not add up
         naive = sum(
             policy_loss(
-                lp[r], old[r], adv[r], mask[r], cfg, ref_logprobs=ref[r], sampler_logprobs=sampler[r]
+                lp[r],
+                old[r],
+                adv[r],
+                mask[r],
+                cfg,
+                ref_logprobs=ref[r],
+                sampler_logprobs=sampler[r],
+                mismatch=mm,
             )[0]
             for r in (slice(0, 2), slice(2, 3), slice(3, 6))
         )
@@ -323,54 +330,77 @@ SAMPLER = torch.tensor([[LN(0.25), LN(0.5), LN(0.125)]], dtype=torch.float64)  #
 @pytest.mark.parametrize(
     "kwargs, expected_loss, frac_key, frac",
     [
-        ({"mismatch_correction": "none"}, -1.0, None, None),
-        ({"mismatch_correction": "tis"}, -(2 + 1 + 2) / 3, "mismatch/truncated_frac", 1 / 3),
-        ({"mismatch_correction": "mask"}, -(1 + 1 + 0) / 3, "mismatch/masked_frac", 1 / 3),
+        ({"mode": "none"}, -1.0, None, None),
+        # token weights 2, 1, 4: tis caps 4 at 2
+        ({"mode": "tis"}, -(2 + 1 + 2) / 3, "mismatch/truncated_frac", 1 / 3),
+        # mis keeps [0.5, 2]: drops the 4, kept tokens weigh 1
+        ({"mode": "mis"}, -(1 + 1 + 0) / 3, "mismatch/masked_frac", 1 / 3),
+        # icepop keeps [0.5, 5] at their ratio: all three, weights 2, 1, 4
+        ({"mode": "icepop"}, -(2 + 1 + 4) / 3, "mismatch/masked_frac", 0.0),
+        # icepop with beta 3: the 4 is masked, 2 and 1 keep their ratio
+        ({"mode": "icepop", "icepop_high": 3.0}, -(2 + 1 + 0) / 3, "mismatch/masked_frac", 1 / 3),
+        # icepop band [1, 1.5]: only r = 1 survives
+        ({"mode": "icepop", "icepop_low": 1.0, "icepop_high": 1.5}, -(0 + 1 + 0) / 3, "mismatch/masked_frac", 2 / 3),
         # sequence product: 2 * 1 * 4 = 8
-        ({"mismatch_correction": "tis", "mismatch_level": "sequence"}, -2.0, "mismatch/truncated_frac", 1.0),
-        ({"mismatch_correction": "mask", "mismatch_level": "sequence"}, 0.0, "mismatch/masked_frac", 1.0),
+        ({"mode": "tis", "level": "sequence"}, -2.0, "mismatch/truncated_frac", 1.0),
+        ({"mode": "mis", "level": "sequence"}, 0.0, "mismatch/masked_frac", 1.0),
         # sequence geometric mean: 8^(1/3) = 2 (at the cap / bound, so kept)
-        (
-            {
-                "mismatch_correction": "tis",
-                "mismatch_level": "sequence",
-                "mismatch_seq_ratio": "geometric_mean",
-            },
-            -2.0,
-            "mismatch/truncated_frac",
-            0.0,
-        ),
-        (
-            {
-                "mismatch_correction": "mask",
-                "mismatch_level": "sequence",
-                "mismatch_seq_ratio": "geometric_mean",
-            },
-            -1.0,
-            "mismatch/masked_frac",
-            0.0,
-        ),
+        ({"mode": "tis", "level": "sequence", "seq_ratio": "geometric_mean"}, -2.0, "mismatch/truncated_frac", 0.0),
+        ({"mode": "mis", "level": "sequence", "seq_ratio": "geometric_mean"}, -1.0, "mismatch/masked_frac", 0.0),
     ],
-)
+)  # fmt: skip
 def test_mismatch_corrections_hand_computed(kwargs, expected_loss, frac_key, frac):
     # on-policy w.r.t. the trainer (ratio 1), A = 1: per-token pg = -1, times the weight
     lp = OLD.clone().requires_grad_()
     loss, m = policy_loss(
-        lp, OLD, torch.tensor([1.0]), full_mask(1, 3), PolicyLossConfig(**kwargs), sampler_logprobs=SAMPLER
-    )
+        lp, OLD, torch.tensor([1.0]), full_mask(1, 3), PolicyLossConfig(),
+        sampler_logprobs=SAMPLER, mismatch=MismatchConfig(**kwargs),
+    )  # fmt: skip
     assert loss.item() == pytest.approx(expected_loss)
     if frac_key:
         assert m[frac_key] == pytest.approx(frac)
+    assert m["policy/ratio_mean"] == 1.0  # the PPO ratio never sees the mismatch
     assert m["mismatch/abs_mean"] == pytest.approx(LN(8) / 3)
     assert m["mismatch/abs_max"] == pytest.approx(LN(4))
+    assert m["mismatch/ratio_mean"] == pytest.approx(7 / 3)
+    assert m["mismatch/ratio_max"] == pytest.approx(4.0)
     assert m["mismatch/kl"] == pytest.approx(((2 - 1 - LN(2)) + (4 - 1 - LN(4))) / 3)
+
+
+def test_mismatch_gradient_is_weighted_per_token():
+    # icepop (beta 3): d loss / d logprob_t = -A * w_t / T with w = (2, 1, 0)
+    lp = OLD.clone().requires_grad_()
+    loss, _ = policy_loss(
+        lp, OLD, torch.tensor([1.0]), full_mask(1, 3), PolicyLossConfig(),
+        sampler_logprobs=SAMPLER, mismatch=MismatchConfig(mode="icepop", icepop_high=3.0),
+    )  # fmt: skip
+    loss.backward()
+    torch.testing.assert_close(lp.grad, torch.tensor([[-2 / 3, -1 / 3, 0.0]], dtype=torch.float64))
 
 
 def test_mismatch_needs_sampler_logprobs():
     with pytest.raises(ValueError, match="sampler_logprobs"):
         policy_loss(
-            OLD, OLD, torch.tensor([1.0]), full_mask(1, 3), PolicyLossConfig(mismatch_correction="tis")
-        )
+            OLD, OLD, torch.tensor([1.0]), full_mask(1, 3), PolicyLossConfig(),
+            mismatch=MismatchConfig(mode="tis"),
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"mode": "is"}, "mode"),
+        ({"level": "batch"}, "level"),
+        ({"mode": "icepop", "level": "sequence"}, "level"),
+        ({"seq_ratio": "sum"}, "seq_ratio"),
+        ({"mis_low": 1.5}, "mis_low"),
+        ({"icepop_high": 0.9}, "icepop_low"),
+        ({"log_ratio_clamp": 0.0}, "log_ratio_clamp"),
+    ],
+)
+def test_mismatch_config_validation(kwargs, field):
+    with pytest.raises(ValueError, match=f"trainer.mismatch.{field}"):
+        MismatchConfig(**kwargs)
 
 
 # ---- robustness and validation ----------------------------------------------------------------
@@ -411,11 +441,6 @@ def test_per_token_advantages_accepted_and_padding_ignored():
         ({"aggregation": "constant"}, "constant_normalizer"),
         ({"kl_coef": -1.0}, "kl_coef"),
         ({"kl_estimator": "k4"}, "kl_estimator"),
-        ({"mismatch_correction": "is"}, "mismatch_correction"),
-        ({"mismatch_level": "batch"}, "mismatch_level"),
-        ({"mismatch_seq_ratio": "sum"}, "mismatch_seq_ratio"),
-        ({"tis_cap": 0.0}, "tis_cap"),
-        ({"mask_low": 1.5}, "mask_low"),
     ],
 )
 def test_config_errors_name_the_field(kwargs, field):

@@ -196,6 +196,22 @@ class GRPOConfig(RunConfig):
         if self.one_step_off_policy and self.max_staleness == 0:
             self.max_staleness = 1
         self.trainer.overlong.check(self.generation.sampling.max_tokens)
+        resolve_temperature(self.trainer, self.generation.sampling)
+
+
+def resolve_temperature(trainer: TrainerConfig, sampling: SamplingConfig) -> None:
+    """One temperature: the trainer divides its logits by the sampler's (else the importance ratio is
+    off by the temperature). ``trainer.temperature: None`` takes the sampling one (1.0 for greedy
+    sampling, which has no temperature); two different values are an error naming both fields."""
+    sampled = sampling.temperature
+    if trainer.temperature is None:
+        trainer.temperature = float(sampled) if sampled > 0 else 1.0
+    elif sampled > 0 and trainer.temperature != sampled:
+        raise ValueError(
+            f"trainer.temperature={trainer.temperature!r} differs from generation.sampling.temperature="
+            f"{sampled!r}: the trainer must score samples at the sampler's temperature (set one of them, "
+            "or both to the same value; trainer.temperature defaults to the sampling one)"
+        )
 
 
 @dataclass

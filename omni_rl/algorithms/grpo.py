@@ -14,9 +14,10 @@ Each step:
 7. log metrics, dump rollouts, checkpoint every ``checkpoint.every`` steps.
 
 With ``max_staleness: k`` (``one_step_off_policy`` is k = 1) the samples of steps s+1..s+k are generated
-while step s trains: a sample is at most k updates old, carries its weight version, and the sampler's
-logprobs serve as the behaviour policy of the importance ratio. The engines keep the last k + 1 weight
-versions, so a crashed engine regenerates its pending requests on the version they were drawn for.
+while step s trains: a sample is at most k updates old and carries its weight version. The sampler's
+logprobs are the behaviour policy of ``trainer.mismatch``; the PPO ratio is against the trainer's own
+recomputed logprobs (``omni_rl.training.ppo_update``). The engines keep the last k + 1 weight versions,
+so a crashed engine regenerates its pending requests on the version they were drawn for.
 ``run_grpo(cfg, resume=True)`` continues from the latest checkpoint of the run folder.
 """
 

@@ -156,8 +156,10 @@ def attach_scores(groups: Sequence[Group], scores: Sequence[EnvScore]) -> None:
 
 
 def train_items(groups: Sequence[Group], *, off_policy: bool, chat_kwargs: dict[str, Any]) -> list[TrainItem]:
-    """Kept samples as TrainItems holding media references. ``off_policy``: the samples came from older
-    weights, so the sampler's own logprobs are the behaviour policy (``old_logprobs``)."""
+    """Kept samples as TrainItems holding media references. The sampler's logprobs (``model_logprobs``
+    when the engine gives them: the same quantity the trainer computes) are the behaviour policy of the
+    mismatch correction; the trainer computes the old (proximal) logprobs itself, on-policy or not
+    (``off_policy`` no longer changes the items; ``trainer.mismatch`` corrects for older weights too)."""
     items = []
     for g in groups:
         for sample, adv, keep in zip(g.samples, g.advantages, g.keep, strict=True):
@@ -168,8 +170,8 @@ def train_items(groups: Sequence[Group], *, off_policy: bool, chat_kwargs: dict[
                 TrainItem(
                     sample=sample_with_refs(g.prompt, g.refs, sample.token_ids, chat_kwargs),
                     advantage=float(adv),
-                    old_logprobs=list(behaviour) if off_policy else None,
-                    sampler_logprobs=list(sample.logprobs),
+                    sampler_logprobs=list(behaviour),
+                    routed_experts=sample.routed_experts,
                     group=g.request.request_id,
                     origin=g.prompt.origin,
                     weight_version=g.result.weight_version if g.result else None,

@@ -240,12 +240,13 @@ def _start_generation(cfg: Any, model_path: str, run: Run, slots: dict[str, list
     from omni_rl.algorithms.workers import LocalGeneration, LocalTrainer, RayGeneration
 
     gen = cfg.generation
+    options = {**gen.options, **route_recording(cfg)}
     layout = "original" if gen.backend == "vllm" else "native"
     if gen.mode == "ray":
         return RayGeneration(
             model_path,
             gen.backend,
-            gen.options,
+            options,
             run.store,
             slots["generation"],
             layout=layout,
@@ -260,10 +261,22 @@ def _start_generation(cfg: Any, model_path: str, run: Run, slots: dict[str, list
 
     if isinstance(run.trainer, LocalTrainer):
         policy = run.trainer.trainer
-        backend = TorchBackend(policy.model, policy.processor, media_resolver=run.store, **gen.options)
+        backend = TorchBackend(policy.model, policy.processor, media_resolver=run.store, **options)
         return LocalGeneration(backend, shared=True)
-    backend = TorchBackend.from_pretrained(model_path, media_resolver=run.store, **gen.options)
+    backend = TorchBackend.from_pretrained(model_path, media_resolver=run.store, **options)
     return LocalGeneration(backend, shared=False)
+
+
+def route_recording(cfg: Any) -> dict[str, Any]:
+    """Backend options for ``trainer.router_replay``: the sampler records the experts it routes to."""
+    if not cfg.trainer.router_replay:
+        return {}
+    if cfg.generation.backend != "torch":
+        raise ValueError(
+            "trainer.router_replay: only the torch generation backend records routed experts so far "
+            "(vLLM 0.32 can return them with enable_return_routed_experts, not wired here yet)"
+        )
+    return {"record_routes": True}
 
 
 def _start_scoring(cfg: Any, mix: Any, slots: dict[str, list[dict[str, Any]]]) -> Any:

@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from omni_rl.data.schema import Message, Prompt
@@ -122,6 +123,9 @@ class SampleOutput:
     finish_reason: FinishReason
     stop_reason: str | int | None = None  # the stop string or stop token id that ended it
     model_logprobs: list[float] | None = None
+    # router replay: the experts chosen for every forwarded token (prompt, then all completion tokens but
+    # the last) in every MoE layer, [tokens, moe_layers, k] (``TorchBackendOptions.record_routes``)
+    routed_experts: np.ndarray | None = None
 
 
 @dataclass

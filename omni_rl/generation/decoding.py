@@ -23,6 +23,7 @@ from torch import nn
 
 from omni_rl.generation.sampling import RowSpec, SamplingState, StopWatcher
 from omni_rl.models.batching import EncodedSample, collate
+from omni_rl.training.router_replay import RouteRecorder
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Row:
     model_logprobs: list[float] = field(default_factory=list)
     finish_reason: str | None = None
     stop_reason: str | int | None = None
+    routes: list[torch.Tensor] = field(default_factory=list)  # [tokens, moe_layers, k] per forward
 
     def add(self, token: int, logprob: float, model_logprob: float) -> bool:
         """Record a sampled token; True when the row is finished."""
@@ -88,10 +90,18 @@ def decode(
     rows: Sequence[Row],
     pad_id: int,
     banned: Sequence[int],
+    recorder: RouteRecorder | None = None,
 ) -> None:
-    """Generate every row (in place) from the prompts ``encoded`` (``row.prompt`` indexes them)."""
+    """Generate every row (in place) from the prompts ``encoded`` (``row.prompt`` indexes them).
+    ``recorder`` (inside its context): each row's ``routes`` get the experts chosen for its prompt
+    tokens and for every completion token fed back (all but the last)."""
     logits, cache, mask = prefill(model, encoded, pad_id)
     device = logits.device
+    if recorder is not None:
+        prompt_routes = recorder.take()
+        prompt_routes = prompt_routes.view(*mask.shape, *prompt_routes.shape[1:])
+        for row in rows:
+            row.routes.append(prompt_routes[row.prompt][mask[row.prompt].bool().cpu()])
     expand = torch.tensor([r.prompt for r in rows], device=device)
     cache.reorder_cache(expand)  # index_select on every layer's state: G copies of each prompt's cache
     mask, logits = mask[expand], logits[expand]
@@ -125,3 +135,7 @@ def decode(
             logits_to_keep=1,
         )
         logits = out.logits[:, -1]
+        if recorder is not None:
+            step_routes = recorder.take()
+            for pos, i in enumerate(active):
+                rows[i].routes.append(step_routes[pos : pos + 1])

@@ -34,6 +34,7 @@ from omni_rl.generation.sampling import RowSpec, StopWatcher, final_text, row_se
 from omni_rl.models.batching import EncodedSample, encode_sample, group_for_batching
 from omni_rl.models.layout import to_native
 from omni_rl.models.tokenizer import MEDIA_TOKENS
+from omni_rl.training.router_replay import RouteRecorder
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ class TorchBackendOptions:
     ban_media_tokens: bool = True
     banned_token_ids: tuple[int, ...] = ()
     trust_remote_code: bool = False
+    record_routes: bool = (
+        False  # MoE router replay: SampleOutput.routed_experts (omni_rl.training.router_replay)
+    )
 
     def __post_init__(self) -> None:
         if self.max_num_seqs < 1:
@@ -222,7 +226,12 @@ class TorchBackend(GenerationBackend):
             for seed in item.seeds
         ]
         try:
-            decode(self.model, [item.encoded for item in chunk], rows, self.pad_id, self.banned)
+            encoded = [item.encoded for item in chunk]
+            if self.options.record_routes:
+                with RouteRecorder(self.model) as recorder:
+                    decode(self.model, encoded, rows, self.pad_id, self.banned, recorder)
+            else:
+                decode(self.model, encoded, rows, self.pad_id, self.banned)
         except Exception as exc:
             if len(chunk) == 1:
                 log.warning("generation failed for request %s: %s", chunk[0].request.request_id, exc)
@@ -248,6 +257,7 @@ class TorchBackend(GenerationBackend):
                     finish_reason=row.finish_reason or "length",
                     stop_reason=row.stop_reason,
                     model_logprobs=row.model_logprobs,
+                    routed_experts=torch.cat(row.routes).numpy() if row.routes else None,
                 )
                 for row in rows
                 if row.prompt == p

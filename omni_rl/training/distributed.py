@@ -98,11 +98,14 @@ def all_reduce_gradients(parameters: list[nn.Parameter], world_size: int) -> Non
 
 
 def all_reduce_scalar(value: float, op: str = "sum", device: torch.device | None = None) -> float:
-    """Sum / max of a Python number over ranks (identity without a process group)."""
+    """Sum / max / min of a Python number over ranks (identity without a process group)."""
+    ops = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
+    if op not in ops:
+        raise ValueError(f"all_reduce_scalar: op must be one of {sorted(ops)}, got {op!r}")
     if not is_distributed():
         return value
     t = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
+    dist.all_reduce(t, op=ops[op])
     return float(t.item())
 
 

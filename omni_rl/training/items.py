@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from omni_rl.models.batching import (
@@ -37,6 +38,8 @@ class TrainItem:
     ref_logprobs: reference-policy logprobs (needed when the KL coefficient is > 0).
     sampler_logprobs: what the inference engine reported (the behaviour policy; mismatch correction).
     loss_mask: 1 for completion tokens that count (e.g. 0 on tool/environment output in multi-turn).
+    routed_experts: the experts the sampler's MoE routers chose for each forwarded token, [tokens,
+      moe_layers, k] (``omni_rl.training.router_replay``); replayed with ``trainer.router_replay``.
     """
 
     sample: MultimodalSample
@@ -45,6 +48,7 @@ class TrainItem:
     ref_logprobs: Sequence[float] | torch.Tensor | None = None
     sampler_logprobs: Sequence[float] | torch.Tensor | None = None
     loss_mask: Sequence[int] | torch.Tensor | None = None
+    routed_experts: np.ndarray | torch.Tensor | None = None
     group: str = ""  # items of one prompt group: a sample that cannot be encoded drops its whole group
     origin: str = ""  # the dataset row ("file:line"), for messages
     media_error: str | None = None  # set when the worker could not resolve its media references

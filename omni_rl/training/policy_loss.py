@@ -4,9 +4,11 @@ Tensors are [B, T] over the response positions (logprob of the sampled token at 
 ``mask`` marks the tokens that count. Three policies appear:
 
 - pi_theta  ``logprobs``: the policy being trained (carries the gradient);
-- pi_old    ``old_logprobs``: the trainer's logprobs under the weights that sampled the batch;
-- pi_samp   ``sampler_logprobs``: what the inference engine (vLLM) reported while sampling.
-  In exact arithmetic pi_samp == pi_old; in practice kernels and precision differ.
+- pi_old    ``old_logprobs``: the trainer's own logprobs under the weights of this rollout batch
+  (the proximal policy; recomputed by the trainer before its first update);
+- pi_samp   ``sampler_logprobs``: what the inference engine reported while sampling (the behaviour
+  policy). In exact arithmetic and on-policy pi_samp == pi_old; in practice kernels, precision,
+  MoE routing and (asynchronously) older weights differ.
 
 Per token (ratio r = pi_theta / pi_old, advantage A, eps_low/eps_high the clip range):
 
@@ -24,14 +26,10 @@ one advantage per sequence and ``seq_mean_token_mean`` aggregation, its gradient
 (s_i A_i (1/|y_i|) sum_t grad log pi_theta(y_t)). GSPO's clip range is far smaller than GRPO's
 (the paper uses eps_low=3e-4, eps_high=4e-4); set it in the config.
 
-Sampler/trainer mismatch correction (w above; 1 without correction). The log-weight is
-d_t = log pi_old - log pi_samp (no gradient); at ``sequence`` level d_i = sum_t d_t (``product``,
-the true sequence IS ratio) or mean_t d_t (``geometric_mean``, does not explode with length):
-
-- ``tis``  truncated importance sampling: w = min(exp(d), tis_cap)  (Yao et al. 2025, cap 2)
-- ``mask`` masked importance sampling: w = 1 if mask_low <= exp(d) <= mask_high else 0
-The weight multiplies the policy-gradient term only; masked tokens keep their place in the
-denominator, so the normaliser does not depend on the correction.
+Sampler/trainer mismatch correction (w above; 1 without correction): ``mismatch`` (a
+:class:`omni_rl.training.mismatch.MismatchConfig`, ``trainer.mismatch``) weighs each token by a function
+of pi_old / pi_samp (TIS, masking/MIS, IcePop; see that module). The weight multiplies the
+policy-gradient term only.
 
 KL estimators with x = log pi_ref - log pi_theta on the sampled tokens (Schulman's k1/k2/k3):
 k1 = -x, k2 = x^2 / 2, k3 = exp(x) - x - 1 (GRPO's choice; unbiased and >= 0).
@@ -45,6 +43,7 @@ from typing import Literal
 import torch
 
 from omni_rl.training.aggregation import AGGREGATIONS, Aggregation, aggregate, masked_mean
+from omni_rl.training.mismatch import MismatchConfig, mismatch_weight
 
 KLEstimator = Literal["k1", "k2", "k3"]
 
@@ -60,12 +59,6 @@ class PolicyLossConfig:
     constant_normalizer: float | None = None  # for aggregation="constant" (Dr.GRPO)
     kl_coef: float = 0.0
     kl_estimator: KLEstimator = "k3"
-    mismatch_correction: Literal["none", "tis", "mask"] = "none"
-    mismatch_level: Literal["token", "sequence"] = "token"
-    mismatch_seq_ratio: Literal["product", "geometric_mean"] = "product"
-    tis_cap: float = 2.0
-    mask_low: float = 0.5
-    mask_high: float = 2.0
     log_ratio_clamp: float = 20.0  # |log ratio| bound before exp, for numerical safety
 
     def __post_init__(self) -> None:
@@ -90,18 +83,6 @@ class PolicyLossConfig:
             raise bad("kl_coef", "must be >= 0")
         if self.kl_estimator not in ("k1", "k2", "k3"):
             raise bad("kl_estimator", "must be 'k1', 'k2' or 'k3'")
-        if self.mismatch_correction not in ("none", "tis", "mask"):
-            raise bad("mismatch_correction", "must be 'none', 'tis' or 'mask'")
-        if self.mismatch_level not in ("token", "sequence"):
-            raise bad("mismatch_level", "must be 'token' or 'sequence'")
-        if self.mismatch_seq_ratio not in ("product", "geometric_mean"):
-            raise bad("mismatch_seq_ratio", "must be 'product' or 'geometric_mean'")
-        if self.tis_cap <= 0:
-            raise bad("tis_cap", "must be > 0")
-        if not 0 <= self.mask_low <= 1 <= self.mask_high:
-            raise bad(
-                "mask_low", f"and mask_high={self.mask_high} must satisfy 0 <= mask_low <= 1 <= mask_high"
-            )
         if self.log_ratio_clamp <= 0:
             raise bad("log_ratio_clamp", "must be > 0")
 
@@ -128,38 +109,6 @@ def _check_shapes(ref: torch.Tensor, mask: torch.Tensor, **tensors: torch.Tensor
             raise ValueError(f"{name} shape {tuple(t.shape)} != logprobs shape {tuple(ref.shape)}")
 
 
-def _mismatch_weight(
-    old_logprobs: torch.Tensor, sampler_logprobs: torch.Tensor, m: torch.Tensor, cfg: PolicyLossConfig
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Correction weight [B, T] (or [B, 1]) and mismatch statistics."""
-    d = torch.where(m, old_logprobs - sampler_logprobs, torch.zeros_like(old_logprobs)).detach()
-    stats = {
-        "mismatch/abs_mean": masked_mean(d.abs(), m),
-        "mismatch/abs_max": d.abs().max() if d.numel() else d.new_zeros(()),
-        # k3 estimate of KL(pi_samp || pi_old) from the sampler's samples
-        "mismatch/kl": masked_mean(torch.expm1(d) - d, m),
-    }
-    if cfg.mismatch_level == "token":
-        log_w, unit = d, m
-    else:
-        log_w = d.sum(dim=-1, keepdim=True)
-        if cfg.mismatch_seq_ratio == "geometric_mean":
-            log_w = log_w / m.sum(dim=-1, keepdim=True).clamp(min=1)
-        unit = m.any(dim=-1, keepdim=True)
-    w = torch.exp(log_w.clamp(-cfg.log_ratio_clamp, cfg.log_ratio_clamp))
-    if cfg.mismatch_correction == "tis":
-        stats["mismatch/truncated_frac"] = masked_mean((w > cfg.tis_cap).to(w.dtype), unit)
-        w = w.clamp(max=cfg.tis_cap)
-    elif cfg.mismatch_correction == "mask":
-        keep = (w >= cfg.mask_low) & (w <= cfg.mask_high)
-        stats["mismatch/masked_frac"] = masked_mean((~keep).to(w.dtype), unit)
-        w = keep.to(w.dtype)
-    else:
-        w = torch.ones_like(w)
-    stats["mismatch/weight_mean"] = masked_mean(w.expand_as(m).to(d.dtype), m)
-    return w, stats
-
-
 def policy_loss(
     logprobs: torch.Tensor,
     old_logprobs: torch.Tensor,
@@ -171,12 +120,14 @@ def policy_loss(
     sampler_logprobs: torch.Tensor | None = None,
     entropy: torch.Tensor | None = None,
     normalizer: float | None = None,
+    mismatch: MismatchConfig | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Policy loss (scalar, differentiable w.r.t. ``logprobs``) and logging metrics.
 
     ``advantages`` is [B] (one per sequence) or [B, T]. ``ref_logprobs`` is needed when
     ``cfg.kl_coef > 0`` (KL is still logged when given with coefficient 0). ``sampler_logprobs``
-    is needed for a mismatch correction; when given, mismatch statistics are logged either way.
+    is needed for a mismatch correction (``mismatch.mode != "none"``); when given, mismatch statistics
+    are logged either way.
     ``entropy`` [B, T] is only logged. ``normalizer``: the aggregation denominator of the global
     batch when this call sees one micro-batch (see :func:`aggregation.loss_normalizer`).
 
@@ -205,8 +156,9 @@ def policy_loss(
         )
     if cfg.kl_coef > 0 and ref_logprobs is None:
         raise ValueError("ref_logprobs is required when PolicyLossConfig.kl_coef > 0")
-    if cfg.mismatch_correction != "none" and sampler_logprobs is None:
-        raise ValueError(f"sampler_logprobs is required for mismatch_correction={cfg.mismatch_correction!r}")
+    mismatch = mismatch or MismatchConfig()
+    if mismatch.mode != "none" and sampler_logprobs is None:
+        raise ValueError(f"sampler_logprobs is required for trainer.mismatch.mode={mismatch.mode!r}")
 
     m = mask.bool()
     zeros = torch.zeros_like(logprobs)
@@ -234,7 +186,7 @@ def policy_loss(
 
     stats: dict[str, torch.Tensor] = {}
     if sampler_logprobs is not None:
-        weight, stats = _mismatch_weight(old, sampler_logprobs, m, cfg)
+        weight, stats = mismatch_weight(old, sampler_logprobs, m, mismatch)
         per_token = pg * weight
     else:
         per_token = pg

@@ -65,6 +65,8 @@ from omni_rl.training.items import (
 from omni_rl.training.moe_aux import collect_router_logits, freeze_routers, is_router, moe_aux_loss
 from omni_rl.training.optim import build_optimizer, build_scheduler, clip_gradients
 from omni_rl.training.policy_loss import policy_loss
+from omni_rl.training.ppo_update import run_updates
+from omni_rl.training.router_replay import ReplayStats, replay_routes
 from omni_rl.training.step_metrics import MetricSums
 from omni_rl.training.trainer_checkpoint import load_trainer, save_trainer
 from omni_rl.training.trainer_config import TrainerConfig
@@ -201,26 +203,45 @@ class PolicyTrainer:
     def _reduce_device(self) -> torch.device | None:
         return self.device if self.device.type == "cuda" else None
 
-    def _scores(self, mb: MicroBatch, with_entropy: bool):
+    def _replay(self, mb: MicroBatch, items: Sequence[Any] | None):
+        """Router replay of the sampler's routes (``trainer.router_replay``; measured either way)."""
+        routes = [getattr(it, "routed_experts", None) for it in items or ()]
+        if not self.has_routers or not any(r is not None for r in routes):
+            return nullcontext(ReplayStats())
+        return replay_routes(self.model, mb.batch.attention_mask, routes, enforce=self.cfg.router_replay)
+
+    def _scores(self, mb: MicroBatch, with_entropy: bool, items: Sequence[Any] | None = None):
+        """Forward of one micro-batch; ``items`` given: under router replay of their routes."""
         batch = mb.batch.to(self.device, dtype=self.compute_dtype)
-        return batch, completion_scores(
-            self.model,
-            batch,
-            temperature=self.cfg.temperature,
-            with_entropy=with_entropy,
-            chunk_size=self.cfg.logprob_chunk_size,
-        )
+        with nullcontext() if items is None else self._replay(mb, items):
+            return batch, completion_scores(
+                self.model,
+                batch,
+                temperature=self.cfg.temperature or 1.0,
+                with_entropy=with_entropy,
+                chunk_size=self.cfg.logprob_chunk_size,
+            )
 
     @torch.no_grad()
     def compute_logprobs(self, samples: Sequence[MultimodalSample | TrainItem]) -> list[torch.Tensor]:
         """Per-sample logprobs of the completion tokens under the current weights (float32, CPU), in
         input order: old logprobs (before an update) or reference logprobs (a frozen copy)."""
+        items = [s if isinstance(s, TrainItem) else None for s in samples]
         samples = [s.sample if isinstance(s, TrainItem) else s for s in samples]
         self.prompt_cache.clear()
-        plan, dummies = self._plan([[self._encode(s)] for s in samples])
-        out: list[torch.Tensor | None] = [None] * len(samples)
+        return self.logprobs_of_rows([[self._encode(s)] for s in samples], items)
+
+    @torch.no_grad()
+    def logprobs_of_rows(
+        self, rows: list[list[EncodedSample]], items: Sequence[TrainItem | None] | None = None
+    ) -> list[torch.Tensor]:
+        """``compute_logprobs`` of samples already encoded (one row each); ``items`` (optional, same
+        order) carry what a forward may need besides the row (routed experts for router replay)."""
+        plan, dummies = self._plan(rows)
+        out: list[torch.Tensor | None] = [None] * len(rows)
         for i, mb in enumerate(plan + plan[-1:] * dummies):
-            batch, scores = self._scores(mb, with_entropy=False)
+            mb_items = None if items is None else [items[u.index] for u in mb.units]
+            batch, scores = self._scores(mb, with_entropy=False, items=mb_items)
             if i >= len(plan):
                 continue
             for unit, values in zip(mb.units, batch.completions(scores.logprobs), strict=True):
@@ -259,8 +280,7 @@ class PolicyTrainer:
             )
             metrics = {"tokens_total": 0.0, "micro_batches": 0.0, "skipped": 1.0, "step": float(self.step)}
         else:
-            metrics = self.accumulate(items, loss, rows)
-            metrics.update(self.apply_gradients())
+            metrics = run_updates(self, items, loss, rows)  # epochs x mini-batches (ppo_update)
         metrics["dropped_items"] = dist_utils.all_reduce_scalar(dropped[0], "sum", self._reduce_device)
         metrics["dropped_groups"] = dist_utils.all_reduce_scalar(dropped[1], "sum", self._reduce_device)
         elapsed = dist_utils.all_reduce_scalar(time.perf_counter() - start, "max", self._reduce_device)
@@ -337,22 +357,26 @@ class PolicyTrainer:
         for i, mb in enumerate(schedule):
             if self.parallel == "fsdp":
                 self.model.set_requires_gradient_sync(i == len(schedule) - 1)
-            with collect_router_logits(self.model) if want_routers else nullcontext([]) as captures:
-                batch, scores = self._scores(mb, with_entropy=self.cfg.log_entropy)
             mb_items = [items[u.index] for u in mb.units]
-            if loss == "grpo":
-                mb_loss, metrics, weight = self._grpo_loss(batch, scores, mb_items, norm)
-            else:
-                mb_loss, metrics, weight = self._dpo_loss(batch, scores, mb_items, norm)
-            real = i < len(plan)
-            if captures:
-                share = mb.tokens / max(global_tokens, 1.0)
-                mb_loss = mb_loss + self._moe(captures, batch, share, sums if real else MetricSums())
-            if self.parallel == "fsdp":
-                mb_loss = mb_loss + self._touch_root_params()
-            (mb_loss * (self.world_size if real else 0.0)).backward()
+            # router replay stays on through backward (gradient checkpointing recomputes the layers)
+            with self._replay(mb, mb_items if loss == "grpo" else None) as replay:
+                with collect_router_logits(self.model) if want_routers else nullcontext([]) as captures:
+                    batch, scores = self._scores(mb, with_entropy=self.cfg.log_entropy)
+                if loss == "grpo":
+                    mb_loss, metrics, weight = self._grpo_loss(batch, scores, mb_items, norm)
+                else:
+                    mb_loss, metrics, weight = self._dpo_loss(batch, scores, mb_items, norm)
+                real = i < len(plan)
+                if captures:
+                    share = mb.tokens / max(global_tokens, 1.0)
+                    mb_loss = mb_loss + self._moe(captures, batch, share, sums if real else MetricSums())
+                if self.parallel == "fsdp":
+                    mb_loss = mb_loss + self._touch_root_params()
+                replay_metrics = replay.metrics()
+                (mb_loss * (self.world_size if real else 0.0)).backward()
             if real:
                 sums.add(metrics, weight)
+                sums.add(replay_metrics, replay.routed)
         if self.parallel == "replicate":
             dist_utils.all_reduce_gradients(self.params, self.world_size)
 
@@ -415,6 +439,7 @@ class PolicyTrainer:
             sampler_logprobs=sampler,
             entropy=scores.entropy,
             normalizer=norm,
+            mismatch=self.cfg.mismatch,
         )
         return loss, metrics, float(mask.sum().item())
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from omni_rl.training.dpo_loss import DPOConfig
+from omni_rl.training.mismatch import MismatchConfig
 from omni_rl.training.moe_aux import MoEAuxConfig
 from omni_rl.training.overlong import OverlongConfig
 from omni_rl.training.policy_loss import PolicyLossConfig
@@ -55,10 +56,20 @@ class TrainerConfig:
     micro_batch_tokens: int = 8192
     micro_batch_size: int | None = None
     logprob_chunk_size: int = 1024  # LM-head rows per chunk (memory: chunk x vocab floats)
-    temperature: float = 1.0  # the sampler's temperature: logits are divided by it
+    # the sampler's temperature: logits are divided by it. None: a GRPO run takes
+    # generation.sampling.temperature (GRPOConfig); a standalone trainer uses 1.0
+    temperature: float | None = None
     log_entropy: bool = True
     policy_loss: PolicyLossConfig = field(default_factory=PolicyLossConfig)
     overlong: OverlongConfig = field(default_factory=OverlongConfig)  # truncated samples: none/mask/penalty
+    # PPO-style updates per rollout batch: ``epochs`` passes over it, each split into ``mini_batches``
+    # optimiser steps (per rank). Above 1 update the trainer first recomputes the old logprobs itself
+    # (``omni_rl.training.ppo_update``); 1 x 1 is the single update of plain GRPO
+    epochs: int = 1
+    mini_batches: int = 1
+    mismatch: MismatchConfig = field(default_factory=MismatchConfig)  # sampler/trainer correction
+    # MoE router replay (R3): the trainer's forwards use the experts the sampler chose for each token
+    router_replay: bool = False
     dpo: DPOConfig = field(default_factory=DPOConfig)
     dpo_length_average: bool = False  # DPO on mean (not summed) token logprobs; see dpo_loss
     moe_aux: MoEAuxConfig = field(default_factory=MoEAuxConfig)
@@ -111,8 +122,12 @@ class TrainerConfig:
             raise bad("micro_batch_size", "must be >= 1 (or None)")
         if self.logprob_chunk_size < 1:
             raise bad("logprob_chunk_size", "must be >= 1")
-        if self.temperature <= 0:
-            raise bad("temperature", "must be > 0")
+        if self.temperature is not None and self.temperature <= 0:
+            raise bad("temperature", "must be > 0 (or None)")
+        if self.epochs < 1:
+            raise bad("epochs", "must be >= 1")
+        if self.mini_batches < 1:
+            raise bad("mini_batches", "must be >= 1")
         if self.parallel not in ("auto", "replicate", "fsdp"):
             raise bad("parallel", "must be 'auto', 'replicate' or 'fsdp'")
         if self.offload and self.parallel == "replicate":
