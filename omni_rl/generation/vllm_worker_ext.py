@@ -102,8 +102,57 @@ def refresh_conv_views(model: torch.nn.Module) -> int:
     return count
 
 
+def begin_streaming(model_runner: Any) -> None:
+    """Prepare vLLM's layer-wise in-place reload for a sync that arrives in several buckets: every
+    layer is processed (repacked, ...) once all its tensors are loaded, whichever bucket brings them,
+    and ``finish_streaming`` restores the layers that got nothing."""
+    from vllm.model_executor.model_loader.reload.layerwise import initialize_layerwise_reload
+
+    initialize_layerwise_reload(model_runner.get_model())
+
+
+@torch.no_grad()
+def load_streaming(model_runner: Any, weights: Sequence[tuple[str, torch.Tensor]]) -> dict[str, Any]:
+    """One bucket of original-layout full tensors (each TP rank's weight loaders keep their shard)."""
+    model = model_runner.get_model()
+    bulk, direct = split_direct(weights)
+    if bulk:
+        model.load_weights(iter(bulk))
+    for name, tensor in direct:
+        target = direct_target(model, name)
+        if tuple(target.shape) != tuple(tensor.shape):
+            raise ValueError(f"{name}: shape {tuple(tensor.shape)}, vLLM's is {tuple(target.shape)}")
+        target.data.copy_(tensor.to(target.device))
+    return {"tensors": len(weights), "direct": len(direct)}
+
+
+@torch.no_grad()
+def finish_streaming(model_runner: Any, start: float) -> dict[str, Any]:
+    """Process what is left (attention layers), refresh the mamba views, drop derived caches (what
+    ``reload_weights`` does after a one-shot reload)."""
+    from vllm.model_executor.model_loader.reload.layerwise import finalize_layerwise_reload
+
+    model = model_runner.get_model()
+    finalize_layerwise_reload(model, model_runner.vllm_config.model_config)
+    refreshed = refresh_conv_views(model)
+    for reset in ("reset_lora_state", "reset_encoder_cache", "reset_mm_cache"):
+        if hasattr(model_runner, reset):
+            getattr(model_runner, reset)()
+    return {"conv_views": refreshed, "seconds": time.perf_counter() - start}
+
+
 class OmniRLWorkerExtension:
     """Methods added to vLLM's worker class; ``self`` is the worker (``self.model_runner``, ``self.device``)."""
+
+    def omni_rl_begin_sync(self) -> None:
+        self._omni_rl_sync_start = time.perf_counter()
+        begin_streaming(self.model_runner)
+
+    def omni_rl_load_bucket(self, weights: Sequence[tuple[str, torch.Tensor]]) -> dict[str, Any]:
+        return load_streaming(self.model_runner, list(weights))
+
+    def omni_rl_finish_sync(self) -> dict[str, Any]:
+        return finish_streaming(self.model_runner, getattr(self, "_omni_rl_sync_start", time.perf_counter()))
 
     def omni_rl_update_weights(self, weights: Sequence[tuple[str, torch.Tensor]]) -> dict[str, Any]:
         """Tensors passed by value (CPU engines)."""
