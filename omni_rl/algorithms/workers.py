@@ -421,10 +421,13 @@ class RayGeneration:
         import ray
 
         host, port = trainer.weight_group_address()
-        world = 1 + len(self.actors)
+        sizes = ray.get([a.group_size.remote() for a in self.actors])  # vLLM: one rank per TP worker
+        world = 1 + sum(sizes)
         backend = self.sync_options.get("group_backend", "gloo")
+        offsets = [1 + sum(sizes[:i]) for i in range(len(sizes))]
         joins = [
-            a.join_weight_group.remote(host, port, i + 1, world, backend) for i, a in enumerate(self.actors)
+            a.join_weight_group.remote(host, port, o, world, backend)
+            for a, o in zip(self.actors, offsets, strict=True)
         ]
         pending = trainer.join_weight_group(host, port, world, backend)
         ray.get(joins + ([pending] if pending is not None else []))

@@ -304,23 +304,21 @@ class VLLMBackend(GenerationBackend):
         results = self.llm.collective_rpc("omni_rl_finish_sync")
         return self._after_update(results, self._sync_count, self._sync_start, version)
 
-    def update_weights_ipc(self, handles: Mapping[str, Any], version: int | None = None) -> dict[str, Any]:
-        """GPU, colocated: original-layout tensors shared by CUDA IPC (``vllm_sync.cuda_ipc_handles``)."""
-        start = time.perf_counter()
-        results = self.llm.collective_rpc("omni_rl_update_weights_ipc", args=(dict(handles),))
-        return self._after_update(results, results[0]["tensors"], start, version)
+    def receive_bucket(
+        self, kind: str, payload: Any, entries: Sequence[Any], layout: Layout = "original"
+    ) -> int:
+        """One bucket from any transport (``weight_transports``), opened by every vLLM worker itself:
+        a CUDA IPC handle or a broadcast goes straight to each worker's GPU (no copy through this
+        process); each TP rank's weight loaders keep their shard of the full tensors."""
+        if layout != "original":
+            raise ValueError("vllm receive_bucket: buckets must be in the original layout (vLLM's names)")
+        self.llm.collective_rpc("omni_rl_receive_bucket", args=(kind, payload, list(entries)))
+        self._sync_count += len(entries)
+        return len(entries)
 
-    def init_weight_group(self, host: str, port: int, world_size: int) -> None:
-        """GPU, separate placement: join the trainer's NCCL group (``vllm_sync.NcclWeightSender``, rank 0)."""
-        self.llm.collective_rpc("omni_rl_init_nccl", args=(host, port, 1, world_size))
-
-    def update_weights_nccl(
-        self, specs: Sequence[tuple[str, str, Sequence[int]]], version: int | None = None
-    ):
-        """GPU, separate placement: receive the broadcast of ``specs`` (``vllm_sync.weight_specs``)."""
-        start = time.perf_counter()
-        results = self.llm.collective_rpc("omni_rl_update_weights_nccl", args=(list(specs),))
-        return self._after_update(results, len(specs), start, version)
+    def join_weight_group(self, host: str, port: int, rank: int, world_size: int, backend: str) -> None:
+        """Broadcast transport: every vLLM worker joins the trainer's group as rank ``rank`` + its own."""
+        self.llm.collective_rpc("omni_rl_join_group", args=(host, port, rank, world_size, backend))
 
     # ---- placement ----------------------------------------------------------------------------
 
@@ -346,6 +344,7 @@ class VLLMBackend(GenerationBackend):
             "dtype": self.options.dtype,
             "max_model_len": self.max_model_len,
             "weight_version": self.weight_version,
+            "workers": int(self.options.tensor_parallel_size),
             "engine_start_s": round(self.engine_start_s, 2),
             "banned_tokens": list(self.bad_words),
             "last_sync": dict(self.last_sync),

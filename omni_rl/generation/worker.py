@@ -118,8 +118,15 @@ class GenerationWorker:
 
     def receive_bucket(self, kind: str, payload: Any, entries: list[Entry], layout: Layout = "native") -> int:
         """Open one bucket (``weight_transports.open_payload``) and load it in place."""
+        receive = getattr(self.backend, "receive_bucket", None)
+        if receive is not None:  # engines with worker processes of their own open it there (vLLM)
+            return receive(kind, payload, entries, layout)
         buffer = open_payload(kind, payload, self._weight_group, self._device())
         return self.backend.load_bucket(bucket_tensors(buffer, entries), layout)
+
+    def group_size(self) -> int:
+        """Ranks this engine takes in a broadcast group (vLLM: one per worker, i.e. TP size)."""
+        return int(self.backend.info().get("workers", 1))
 
     def finish_sync(self, version: int | None = None) -> dict[str, Any]:
         return self.backend.finish_sync(version)
@@ -127,8 +134,12 @@ class GenerationWorker:
     def join_weight_group(
         self, host: str, port: int, rank: int, world_size: int, backend: str = "gloo"
     ) -> bool:
-        """Join the trainer's broadcast group (rank 0 is the trainer's rank 0)."""
-        self._weight_group = WeightGroup(host, port, rank, world_size, backend)
+        """Join the trainer's broadcast group (rank 0 is the trainer's rank 0) from ``rank`` on."""
+        join = getattr(self.backend, "join_weight_group", None)
+        if join is not None:
+            join(host, port, rank, world_size, backend)
+        else:
+            self._weight_group = WeightGroup(host, port, rank, world_size, backend)
         return True
 
     def _device(self) -> torch.device:
