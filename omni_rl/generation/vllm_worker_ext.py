@@ -65,11 +65,7 @@ def load_into(model_runner: Any, weights: Sequence[tuple[str, torch.Tensor]]) ->
     bulk, direct = split_direct(weights)
     if bulk:
         model_runner.reload_weights(weights_iterator=iter(bulk), is_checkpoint_format=True)
-    for name, tensor in direct:
-        target = direct_target(model, name)
-        if tuple(target.shape) != tuple(tensor.shape):
-            raise ValueError(f"{name}: shape {tuple(tensor.shape)}, vLLM's is {tuple(target.shape)}")
-        target.data.copy_(tensor.to(target.device))
+    copy_direct(model, direct)
     refreshed = refresh_conv_views(model)
     return {
         "tensors": len(weights),
@@ -113,33 +109,44 @@ def begin_streaming(model_runner: Any) -> None:
 
 
 @torch.no_grad()
-def load_streaming(model_runner: Any, weights: Sequence[tuple[str, torch.Tensor]]) -> dict[str, Any]:
-    """One bucket of original-layout full tensors (each TP rank's weight loaders keep their shard)."""
-    model = model_runner.get_model()
+def load_streaming(
+    model_runner: Any, weights: Sequence[tuple[str, torch.Tensor]], deferred: list[tuple[str, torch.Tensor]]
+) -> dict[str, Any]:
+    """One bucket of original-layout full tensors (each TP rank's weight loaders keep their shard).
+    The directly copied weights (mlp1, RADIO layer scales) are kept in ``deferred`` (copies: the
+    bucket's memory goes back to the sender) for ``finish_streaming``: until the reload is finalised
+    their layers sit on the meta device."""
     bulk, direct = split_direct(weights)
     if bulk:
-        model.load_weights(iter(bulk))
-    for name, tensor in direct:
-        target = direct_target(model, name)
-        if tuple(target.shape) != tuple(tensor.shape):
-            raise ValueError(f"{name}: shape {tuple(tensor.shape)}, vLLM's is {tuple(target.shape)}")
-        target.data.copy_(tensor.to(target.device))
+        model_runner.get_model().load_weights(iter(bulk))
+    deferred.extend((name, tensor.detach().clone()) for name, tensor in direct)
     return {"tensors": len(weights), "direct": len(direct)}
 
 
 @torch.no_grad()
-def finish_streaming(model_runner: Any, start: float) -> dict[str, Any]:
-    """Process what is left (attention layers), refresh the mamba views, drop derived caches (what
-    ``reload_weights`` does after a one-shot reload)."""
+def finish_streaming(
+    model_runner: Any, deferred: Sequence[tuple[str, torch.Tensor]], start: float
+) -> dict[str, Any]:
+    """Process what is left (attention layers), then copy the direct weights, refresh the mamba views
+    and drop derived caches (what ``reload_weights`` does after a one-shot reload)."""
     from vllm.model_executor.model_loader.reload.layerwise import finalize_layerwise_reload
 
     model = model_runner.get_model()
     finalize_layerwise_reload(model, model_runner.vllm_config.model_config)
+    copy_direct(model, deferred)
     refreshed = refresh_conv_views(model)
     for reset in ("reset_lora_state", "reset_encoder_cache", "reset_mm_cache"):
         if hasattr(model_runner, reset):
             getattr(model_runner, reset)()
-    return {"conv_views": refreshed, "seconds": time.perf_counter() - start}
+    return {"direct": len(deferred), "conv_views": refreshed, "seconds": time.perf_counter() - start}
+
+
+def copy_direct(model: torch.nn.Module, weights: Sequence[tuple[str, torch.Tensor]]) -> None:
+    for name, tensor in weights:
+        target = direct_target(model, name)
+        if tuple(target.shape) != tuple(tensor.shape):
+            raise ValueError(f"{name}: shape {tuple(tensor.shape)}, vLLM's is {tuple(target.shape)}")
+        target.data.copy_(tensor.to(target.device))
 
 
 class OmniRLWorkerExtension:
@@ -147,13 +154,15 @@ class OmniRLWorkerExtension:
 
     def omni_rl_begin_sync(self) -> None:
         self._omni_rl_sync_start = time.perf_counter()
+        self._omni_rl_deferred: list[tuple[str, torch.Tensor]] = []
         begin_streaming(self.model_runner)
 
     def omni_rl_load_bucket(self, weights: Sequence[tuple[str, torch.Tensor]]) -> dict[str, Any]:
-        return load_streaming(self.model_runner, list(weights))
+        return load_streaming(self.model_runner, list(weights), self._omni_rl_deferred)
 
     def omni_rl_finish_sync(self) -> dict[str, Any]:
-        return finish_streaming(self.model_runner, getattr(self, "_omni_rl_sync_start", time.perf_counter()))
+        deferred, self._omni_rl_deferred = self._omni_rl_deferred, []
+        return finish_streaming(self.model_runner, deferred, self._omni_rl_sync_start)
 
     def omni_rl_update_weights(self, weights: Sequence[tuple[str, torch.Tensor]]) -> dict[str, Any]:
         """Tensors passed by value (CPU engines)."""
@@ -166,7 +175,7 @@ class OmniRLWorkerExtension:
 
         device = self.device if getattr(self.device, "type", "cpu") == "cuda" else None
         buffer = open_payload(kind, payload, getattr(self, "_omni_rl_group", None), device)
-        result = load_streaming(self.model_runner, bucket_tensors(buffer, entries))
+        result = load_streaming(self.model_runner, bucket_tensors(buffer, entries), self._omni_rl_deferred)
         if buffer.is_cuda:
             torch.cuda.synchronize(self.device)
         return result
