@@ -186,3 +186,44 @@ def test_torch_backend_sleeps_and_wakes_from_the_next_sync(tiny, trainer):
     backend.sleep(level=1)  # on a CPU device the weights stay where they are
     backend.wake_up()
     assert backend.generate(request)[0].weight_version == 2
+
+
+@pytest.mark.slow
+def test_bench_weight_sync_runs_small():
+    """scripts/bench_weight_sync.py on the tiny model: 2 FSDP2 gloo ranks stream to a torch engine through
+    both CPU transports; the engine's float32 log-probs then equal the trainer's."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_weight_sync.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("RESULT sync_peak_over_bucket=")
+    values = dict(kv.split("=") for kv in last.split()[1:])
+    assert float(values["sync_logprob_maxdiff"]) <= 1e-5 and float(values["sync_mb_per_s"]) > 0
+    assert "ray:" in proc.stdout and "broadcast:" in proc.stdout
+
+
+def test_a_local_engine_takes_the_buckets_streamed_from_ray_trainer_ranks(tiny, ray_session, tmp_path):
+    """generation.mode=local with Ray trainer ranks: rank 0 streams the buckets into the driver (a Ray
+    streaming generator); the driver's engine loads them one at a time."""
+    from omni_rl.algorithms.workers import LocalGeneration, RayTrainer
+    from omni_rl.generation.torch_backend import TorchBackend
+
+    cfg = TrainerConfig(model=PolicyModelConfig(path=str(tiny)), lr=0.5)
+    ranks = RayTrainer(cfg, None, [{"num_cpus": 0.5}])
+    try:
+        other = save_tiny_model(tmp_path / "other", seed=4)  # the engine starts from other weights
+        backend = TorchBackend.from_pretrained(other, dtype="float32")
+        before = {k: v.clone() for k, v in backend.model.state_dict().items()}
+        local = LocalGeneration(backend, shared=False, sync={"bucket_mb": 0.05})
+        local.sync(ranks, version=3)
+        want = ray.get(ranks.actors[0].state_dict_for_sync.remote("native"))
+        got = backend.model.state_dict()
+        assert all(torch.equal(got[k], want[k]) for k in want) and backend.weight_version == 3
+        assert any(not torch.equal(before[k], want[k]) for k in want)
+    finally:
+        ranks.close()

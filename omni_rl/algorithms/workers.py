@@ -186,7 +186,11 @@ class RayTrainer:
         from omni_rl.generation.weight_buckets import Bucket, from_numpy
 
         streams = [
-            a.bucket_stream.options(num_returns="streaming").remote(layout, dict(sync)) for a in self.actors
+            # at most one bucket produced ahead of the one being loaded
+            a.bucket_stream.options(num_returns="streaming", _generator_backpressure_num_objects=1).remote(
+                layout, dict(sync)
+            )
+            for a in self.actors
         ]
         for index, ref in enumerate(streams[0]):
             entries, array = ray.get(ref)
