@@ -186,6 +186,34 @@ def full_tensor(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor
     return tensor.to(target)
 
 
+def _gather_into_slot(
+    tensor: torch.Tensor, unit: Unit, buffer: torch.Tensor, dtype: torch.dtype | None, keep_data: bool
+) -> bool:
+    """A DTensor sharded evenly on dim 0 that the layout leaves as it is (one source, one entry of the
+    same shape) is all-gathered directly into its slot of the bucket (on ranks without data: into a
+    scratch tensor), with no separate full copy. Every rank decides alike. Returns whether it did."""
+    from torch.distributed.tensor import DTensor, Shard
+
+    if not isinstance(tensor, DTensor) or len(unit.sources) != 1 or len(unit.entries) != 1:
+        return False
+    entry = unit.entries[0]
+    mesh = tensor.device_mesh
+    even = tensor.shape[0] % mesh.size() == 0
+    if tensor.placements != (Shard(0),) or tuple(tensor.shape) != entry.shape or not even:
+        return False
+    if _dtype(entry.dtype) != serving_dtype(tensor.dtype, dtype):
+        return False
+    import torch.distributed as dist
+
+    local = tensor.detach().to_local().to(_dtype(entry.dtype)).contiguous()
+    direct = keep_data and buffer.device == local.device
+    out = _slot(buffer, entry) if direct else torch.empty(entry.shape, dtype=local.dtype, device=local.device)
+    dist.all_gather_into_tensor(out, local, group=mesh.get_group())
+    if keep_data and not direct:
+        _slot(buffer, entry).copy_(out)
+    return True
+
+
 def iter_buckets(
     plans: Sequence[BucketPlan],
     weights: Iterable[tuple[str, torch.Tensor]],
@@ -207,8 +235,10 @@ def iter_buckets(
                     raise ValueError(
                         f"weight sync: expected {expected!r} next from the trainer, got {name!r}"
                     )
+                if _gather_into_slot(tensor, unit, buffer, dtype, keep_data):
+                    continue  # gathered straight into the bucket: no separate full copy
                 native[name] = full_tensor(tensor, dtype)
-            if not keep_data:
+            if not keep_data or not native:
                 continue
             converted = convert(native) if convert is not None else native
             for entry in unit.entries:
