@@ -159,6 +159,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="the tiny model")
     parser.add_argument("--bucket-mb", type=float, default=None, help="default: 512 (quick: 0.25)")
     parser.add_argument("--transports", default="ray,broadcast")
+    parser.add_argument(
+        "--dtype", default="float32", help="serving dtype (and the engine's): float32 or bfloat16"
+    )
     args = parser.parse_args()
     bucket_mb = args.bucket_mb or (0.25 if args.quick else 512)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -173,7 +176,7 @@ def main() -> None:
     engine = (
         ray.remote(ProbedEngine)
         .options(num_cpus=0.5)
-        .remote(str(tmp / "model"), "torch", {"dtype": "float32"})
+        .remote(str(tmp / "model"), "torch", {"dtype": args.dtype})
     )
     ids = list(range(3, 3 + 48))
     peaks, rates, diffs = [], [], []
@@ -182,7 +185,7 @@ def main() -> None:
         gen.actors, gen.layout, gen.max_retries, gen.retries = [engine], "native", 0, 0
         gen.sync_options = {
             "bucket_mb": bucket_mb,
-            "dtype": "float32",
+            "dtype": args.dtype,
             "transport": transport,
             "group_backend": "gloo",
         }
@@ -201,7 +204,7 @@ def main() -> None:
         want = trainers.all("logprobs", ids)[0]
         got = ray.get(engine.logprobs.remote(ids))
         diff = max(abs(a - b) for a, b in zip(want, got, strict=True))
-        mb = params * 4 / 2**20
+        mb = params * torch.empty((), dtype=getattr(torch, args.dtype)).element_size() / 2**20
         bucket = bucket_mb * 2**20
         print(
             f"{transport:>9}: {mb:.0f} MiB in {seconds:.2f} s = {mb / seconds:.0f} MB/s; peak extra private RSS "
