@@ -99,6 +99,11 @@ class ProbedTrainer(LoopTrainerActor):
     def logprobs(self, ids: list[int]) -> list[float]:
         return token_logprobs(self._t().model, ids)  # collective under FSDP2
 
+    def checksums(self, dtype: str) -> dict[str, float]:
+        """Sum of each weight in the serving dtype (collective; rank 0's answer counts)."""
+        state = self._t().state_dict_for_sync("native")
+        return {n: float(t.to(getattr(torch, dtype)).double().sum()) for n, t in state.items()}
+
 
 class ProbedEngine(GenerationWorker):
     def probe_start(self) -> None:
@@ -110,6 +115,9 @@ class ProbedEngine(GenerationWorker):
 
     def logprobs(self, ids: list[int]) -> list[float]:
         return token_logprobs(self.backend.model, ids)
+
+    def checksums(self) -> dict[str, float]:
+        return {n: float(t.double().sum()) for n, t in self.backend.model.state_dict().items()}
 
 
 class Trainers:
@@ -179,7 +187,7 @@ def main() -> None:
         .remote(str(tmp / "model"), "torch", {"dtype": args.dtype})
     )
     ids = list(range(3, 3 + 48))
-    peaks, rates, diffs = [], [], []
+    peaks, rates, diffs, exact_all = [], [], [], []
     for version, transport in enumerate(args.transports.split(","), start=1):
         gen = RayGeneration.__new__(RayGeneration)  # the loop's engine handle around our probed actor
         gen.actors, gen.layout, gen.max_retries, gen.retries = [engine], "native", 0, 0
@@ -204,6 +212,9 @@ def main() -> None:
         want = trainers.all("logprobs", ids)[0]
         got = ray.get(engine.logprobs.remote(ids))
         diff = max(abs(a - b) for a, b in zip(want, got, strict=True))
+        sums, engine_sums = trainers.all("checksums", args.dtype)[0], ray.get(engine.checksums.remote())
+        exact = all(engine_sums[n] == v for n, v in sums.items())
+        exact_all.append(exact)
         mb = params * torch.empty((), dtype=getattr(torch, args.dtype)).element_size() / 2**20
         bucket = bucket_mb * 2**20
         print(
@@ -211,13 +222,15 @@ def main() -> None:
             f"trainer rank 0 {trainer_peak / 2**20:.0f} MiB ({trainer_peak / bucket:.2f} x bucket), engine "
             f"{engine_peak / 2**20:.0f} MiB ({engine_peak / bucket:.2f} x bucket); object-store pages touched "
             f"trainer {trainer_shm / 2**20:.0f} MiB, engine {engine_shm / 2**20:.0f} MiB; "
-            f"log-prob max diff {diff:.2e}",
+            f"log-prob max diff {diff:.2e}; engine weights == trainer's in {args.dtype}: {exact}",
             flush=True,
         )
         peaks += [trainer_peak / bucket, engine_peak / bucket]
         rates.append(mb / seconds)
         diffs.append(diff)
     ray.shutdown()
+    if not all(exact_all):
+        print("some engine weights differ from the trainer's after the sync", flush=True)
     print(
         f"RESULT sync_peak_over_bucket={max(peaks):.3f} sync_mb_per_s={max(rates):.1f} "
         f"sync_logprob_maxdiff={max(diffs):.3e}"

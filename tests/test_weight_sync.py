@@ -204,7 +204,8 @@ def test_bench_weight_sync_runs_small():
     assert last.startswith("RESULT sync_peak_over_bucket=")
     values = dict(kv.split("=") for kv in last.split()[1:])
     assert float(values["sync_logprob_maxdiff"]) <= 1e-5 and float(values["sync_mb_per_s"]) > 0
-    assert "ray:" in proc.stdout and "broadcast:" in proc.stdout
+    assert "ray:" in proc.stdout and "broadcast:" in proc.stdout and "differ" not in proc.stdout
+    assert proc.stdout.count("engine weights == trainer's in float32: True") == 2
 
 
 def test_a_local_engine_takes_the_buckets_streamed_from_ray_trainer_ranks(tiny, ray_session, tmp_path):
