@@ -18,6 +18,7 @@ def test_cpu_path_runs_the_steps_and_matches_the_plan():
     assert result.startswith("RESULT gpu_check device=cpu tokens_per_s=") and result.endswith(
         "state_rel_err=0.0000"
     )
+    assert "sync_gb_per_s=" in result and "consumer weights equal: True" in proc.stdout
 
 
 def test_the_gpu_path_needs_cuda():

@@ -73,6 +73,20 @@ class SamplingConfig:
 
 
 @dataclass
+class WeightSyncConfig:
+    """How weights reach the engines after each step (``generation.weight_transports``)."""
+
+    bucket_mb: float = 256  # weights travel in buckets of this many MiB (a larger tensor: its own bucket)
+    dtype: str = "auto"  # serving dtype; "auto": the engine's own (bf16 for the real model)
+    transport: Literal["ray", "cuda_ipc", "broadcast"] = "ray"
+    group_backend: Literal["gloo", "nccl"] = "nccl"  # the broadcast transport's process group
+
+    def __post_init__(self) -> None:
+        if not self.bucket_mb > 0:
+            raise ValueError(f"generation.sync.bucket_mb: must be > 0, got {self.bucket_mb}")
+
+
+@dataclass
 class GenerationConfig:
     backend: Literal["torch", "vllm"] = "torch"
     # "ray": GenerationWorker actors (count and placement from cluster.placement); "local": the torch
@@ -83,6 +97,10 @@ class GenerationConfig:
     max_retries: int = 2  # a crashed worker is restarted and its requests retried this many times
     # colocated GPUs: engines sleep (free weights and KV cache) while the trainer steps, wake before sync
     sleep_while_training: bool = False
+    sleep_level: int = (
+        1  # 1: weights offloaded to host memory while asleep; 2: discarded, the sync restores them
+    )
+    sync: WeightSyncConfig = field(default_factory=WeightSyncConfig)
 
 
 @dataclass

@@ -103,7 +103,7 @@ def run_grpo(cfg: GRPOConfig, *, resume: bool = False) -> dict[str, Any]:
                             item.ref_logprobs = ref
                 sleep = cfg.generation.sleep_while_training
                 if sleep:
-                    run.generation.sleep()
+                    run.generation.sleep(cfg.generation.sleep_level)
                 with timer.phase("train"):
                     train = run.trainer.train_step(items, loss="grpo")
                 bad.count("train", int(train.get("dropped_groups", 0)))

@@ -237,11 +237,13 @@ def _start_trainer(
 
 
 def _start_generation(cfg: Any, model_path: str, run: Run, slots: dict[str, list[dict[str, Any]]]) -> Any:
-    from omni_rl.algorithms.workers import LocalGeneration, LocalTrainer, RayGeneration
+    from omni_rl.algorithms.workers import LocalGeneration, LocalTrainer, RayGeneration, check_sleep_mode
 
     gen = cfg.generation
     options = {**gen.options, **route_recording(cfg)}
     layout = "original" if gen.backend == "vllm" else "native"
+    sync = dataclasses.asdict(gen.sync)
+    check_sleep_mode(gen, cfg.cluster.placement.device)
     if gen.mode == "ray":
         return RayGeneration(
             model_path,
@@ -253,7 +255,7 @@ def _start_generation(cfg: Any, model_path: str, run: Run, slots: dict[str, list
             max_restarts=gen.max_retries,
             max_retries=gen.max_retries,
             name_prefix=actor_prefix(cfg),
-            keep_versions=getattr(cfg, "max_staleness", 0) + 1,
+            sync=sync,
         )
     if gen.backend != "torch":
         raise ValueError("generation.mode=local runs the torch sampler only; use mode=ray for vllm")
@@ -264,7 +266,7 @@ def _start_generation(cfg: Any, model_path: str, run: Run, slots: dict[str, list
         backend = TorchBackend(policy.model, policy.processor, media_resolver=run.store, **options)
         return LocalGeneration(backend, shared=True)
     backend = TorchBackend.from_pretrained(model_path, media_resolver=run.store, **options)
-    return LocalGeneration(backend, shared=False)
+    return LocalGeneration(backend, shared=False, sync=sync)
 
 
 def route_recording(cfg: Any) -> dict[str, Any]:

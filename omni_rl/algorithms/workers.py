@@ -6,10 +6,11 @@ resolve them (``media_refs.materialize``), so decoded media never passes through
 
 Generation: ``LocalGeneration`` (the torch sampler in this process; on the trainer's own model when the
 trainer is local, so there is nothing to sync) or ``RayGeneration`` (``GenerationWorker`` actors). Weights
-go from the trainer actor straight into Ray's object store (``weights_ref``) and every engine copies them
-from there. A generation worker that crashes is restarted by Ray, given the weights its pending requests
-were drawn for (the last ``keep_versions`` are kept; async GRPO keeps max_staleness + 1), and its requests
-are retried; then it is given the newest weights again.
+stream from trainer rank 0 to every engine in buckets (``training.weight_sync.send_weights``; transports
+in ``generation.weight_transports``). A generation worker that crashes is restarted by Ray, streamed the
+current weights again, and its pending requests are resubmitted: their samples carry the weight version
+they were made with, which may be newer than the one they were drawn for (async GRPO: a fresher
+behaviour policy, still within ``max_staleness``), never older.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from omni_rl.algorithms.scoring import wait_alive
 from omni_rl.generation.base import GenerationRequest, GenerationResult
 from omni_rl.training.trainer import PolicyTrainer
 from omni_rl.training.trainer_config import TrainerConfig
+from omni_rl.training.weight_sync import send_weights
 from omni_rl.training.worker import TrainerActor, shard
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ class LocalTrainer:
     def __init__(self, cfg: TrainerConfig, store: Any) -> None:
         self.trainer = PolicyTrainer(cfg)
         self.store = store
+        self._weight_group: Any = None
 
     def train_step(self, items: Sequence[Any], loss: str = "grpo") -> dict[str, float]:
         return self.trainer.train_step(materialize_items(items, self.store), loss)  # type: ignore[arg-type]
@@ -51,8 +54,22 @@ class LocalTrainer:
             for p, r in zip(pairs, resolved, strict=True)
         ]
 
-    def state_dict(self, layout: str) -> dict[str, Any]:
-        return self.trainer.state_dict_for_sync(layout)
+    def sync_to(self, engines: Sequence[Any], layout: str, sync: Mapping[str, Any]) -> list[int]:
+        """Stream the weights from this process to ``engines`` (indices of engines that died)."""
+        return send_weights(self.trainer, engines, layout, sync, self._weight_group)
+
+    def weight_group_address(self) -> tuple[str, int]:
+        from omni_rl.training.distributed import free_port
+
+        return "127.0.0.1", free_port("127.0.0.1")
+
+    def join_weight_group(self, host: str, port: int, world_size: int, backend: str) -> None:
+        from omni_rl.generation.weight_transports import WeightGroup
+
+        self._weight_group = WeightGroup(host, port, 0, world_size, backend)
+
+    def local_buckets(self, layout: str, sync: Mapping[str, Any]) -> Any:
+        return self.trainer.sync_buckets(layout, sync.get("dtype", "auto"), float(sync.get("bucket_mb", 256)))
 
     def save_checkpoint(self, root: str | Path, data_state: dict) -> Path:
         return self.trainer.save_checkpoint(root, data_state)
@@ -78,6 +95,7 @@ class LoopTrainerActor(TrainerActor):
         apply_thread_limits()
         super().__init__()
         self.store = media_store
+        self._weight_group: Any = None
 
     def train_step(self, items: list, loss: str = "grpo") -> dict[str, float]:
         return super().train_step(materialize_items(items, self.store), loss)  # type: ignore[arg-type]
@@ -89,12 +107,25 @@ class LoopTrainerActor(TrainerActor):
         resolved = super().reference_logps(materialize_items(pairs, self.store))
         return [(r.ref_chosen_logp, r.ref_rejected_logp) for r in resolved]
 
-    def weights_ref(self, layout: str) -> list:
-        """``[ObjectRef]`` of the packed weights (wrapped in a list so Ray does not resolve it)."""
-        from omni_rl.generation.worker import put_weights
+    def sync_to(self, engines: list, layout: str, sync: dict) -> list[int]:
+        """Every rank gathers; rank 0 streams the buckets to ``engines`` (``weight_sync.send_weights``)."""
+        return send_weights(self._t(), engines, layout, sync, self._weight_group)
 
-        state = self._t().state_dict_for_sync(layout)
-        return [put_weights(state)] if state else []
+    def join_weight_group(self, host: str, port: int, world_size: int, backend: str) -> bool:
+        from omni_rl.generation.weight_transports import WeightGroup
+
+        self._weight_group = WeightGroup(host, port, 0, world_size, backend)
+        return True
+
+    def bucket_stream(self, layout: str, sync: dict):
+        """Ray streaming generator: (entries, bytes) of each bucket, for a generation engine that lives
+        in the driver (rank 0 yields them; the other ranks take part in the gathers and yield nothing)."""
+        from omni_rl.generation.weight_buckets import as_numpy
+
+        t = self._t()
+        for bucket in t.sync_buckets(layout, sync.get("dtype", "auto"), float(sync.get("bucket_mb", 256))):
+            if t.rank == 0:
+                yield bucket.entries, as_numpy(bucket.buffer)
 
 
 class RayTrainer:
@@ -139,11 +170,36 @@ class RayTrainer:
 
         return ray.get([getattr(a, method).remote(*args) for a in self.actors])
 
-    def weights_ref(self, layout: str) -> Any:
-        return self._all("weights_ref", layout)[0][0]
+    def sync_to(self, engines: Sequence[Any], layout: str, sync: Mapping[str, Any]) -> list[int]:
+        return self._all("sync_to", list(engines), layout, dict(sync))[0]
 
-    def state_dict(self, layout: str) -> dict[str, Any]:
-        return self._all("state_dict_for_sync", layout)[0]
+    def weight_group_address(self) -> tuple[str, int]:
+        import ray
+
+        return ray.get(self.actors[0].address.remote())
+
+    def join_weight_group(self, host: str, port: int, world_size: int, backend: str) -> Any:
+        return self.actors[0].join_weight_group.remote(host, port, world_size, backend)
+
+    def local_buckets(self, layout: str, sync: Mapping[str, Any]) -> Any:
+        """(entries, uint8 tensor) of each bucket, streamed from rank 0 into this process."""
+        import ray
+
+        from omni_rl.generation.weight_buckets import Bucket, from_numpy
+
+        streams = [
+            # at most one bucket produced ahead of the one being loaded
+            a.bucket_stream.options(num_returns="streaming", _generator_backpressure_num_objects=1).remote(
+                layout, dict(sync)
+            )
+            for a in self.actors
+        ]
+        for index, ref in enumerate(streams[0]):
+            entries, array = ray.get(ref)
+            yield Bucket(index, entries, from_numpy(array), last=False)
+        for other in streams[1:]:
+            for ref in other:
+                ray.get(ref)
 
     def save_checkpoint(self, root: str | Path, data_state: dict) -> Path:
         return Path(self._all("save_checkpoint", str(root), data_state)[0])
@@ -166,13 +222,38 @@ class RayTrainer:
 # ---- generation ----------------------------------------------------------------------------------
 
 
+def check_sleep_mode(gen: Any, device: str) -> None:
+    """At start-up, not at step 1: can these engines sleep while the trainer steps?"""
+    if not gen.sleep_while_training:
+        return
+    if gen.sleep_level not in (1, 2):
+        raise ValueError(f"generation.sleep_level: must be 1 or 2, got {gen.sleep_level}")
+    if gen.backend != "vllm":
+        return
+    gpus = device == "gpu"
+    if device == "auto":
+        import ray
+
+        gpus = ray.is_initialized() and ray.cluster_resources().get("GPU", 0) > 0
+    if not gpus:
+        raise ValueError(
+            "generation.sleep_while_training: vLLM has no sleep mode on CPU (its CPU worker ignores "
+            "sleep()); set it to false, or use generation.backend=torch, whose engines can sleep on CPU"
+        )
+    if not gen.options.get("enable_sleep_mode"):
+        raise ValueError(
+            "generation.sleep_while_training: vLLM needs generation.options.enable_sleep_mode=true"
+        )
+
+
 class LocalGeneration:
     """The torch sampler in the driver. ``shared``: it samples from the local trainer's model itself."""
 
-    def __init__(self, backend: Any, shared: bool) -> None:
+    def __init__(self, backend: Any, shared: bool, sync: Mapping[str, Any] | None = None) -> None:
         self.backend = backend
         self.shared = shared
         self.retries = 0
+        self.sync_options = dict(sync or {})
 
     def submit(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         return self.backend.generate(requests)
@@ -184,11 +265,18 @@ class LocalGeneration:
         return self.collect(self.submit(requests))
 
     def sync(self, trainer: Any, version: int) -> None:
-        if not self.shared:
-            self.backend.update_weights(trainer.state_dict("native"), "native", version)
+        """The trainer's buckets loaded one at a time (in this process, or streamed from rank 0)."""
+        from omni_rl.generation.weight_buckets import bucket_tensors
 
-    def sleep(self) -> None:
-        self.backend.sleep()
+        if self.shared:
+            return
+        self.backend.begin_sync()
+        for bucket in trainer.local_buckets("native", self.sync_options):
+            self.backend.load_bucket(bucket_tensors(bucket.buffer, bucket.entries), "native")
+        self.backend.finish_sync(version)
+
+    def sleep(self, level: int = 1) -> None:
+        self.backend.sleep(level)
 
     def wake_up(self) -> None:
         self.backend.wake_up()
@@ -219,7 +307,7 @@ class RayGeneration:
         max_restarts: int = 2,
         max_retries: int = 2,
         name_prefix: str | None = None,
-        keep_versions: int = 1,
+        sync: Mapping[str, Any] | None = None,
     ) -> None:
         import ray
 
@@ -239,16 +327,15 @@ class RayGeneration:
         self.layout = layout
         self.max_retries = max_retries
         self.retries = 0
-        self._weights: tuple[Any, int] | None = None  # (ObjectRef, version) last synced
-        # the last ``keep_versions`` synced weights (async GRPO: max_staleness + 1), version -> ObjectRef,
-        # so a restarted engine can regenerate pending requests on the version they were drawn for
-        self.keep_versions = max(1, keep_versions)
-        self._history: dict[int, Any] = {}
+        self.sync_options = dict(sync or {})
+        self._version: int | None = None  # weight version last synced (None: the initial weights)
+        self._trainer: Any = None  # whose weights were synced last (re-sent to restarted engines)
+        self._group_ready = False
         ray.get([a.ping.remote() for a in self.actors])
 
     def submit(self, requests: Sequence[GenerationRequest]) -> PendingGeneration:
         n = len(self.actors)
-        version = None if self._weights is None else self._weights[1]
+        version = self._version
         pending = PendingGeneration([list(requests[i::n]) for i in range(n)], version)
         for i, part in enumerate(pending.requests):
             if part:
@@ -261,8 +348,8 @@ class RayGeneration:
 
         results: dict[int, list[GenerationResult]] = {}
         attempts: dict[int, int] = {}
-        expected = dict.fromkeys(pending.futures.values(), pending.version)  # weight version per worker
         futures = dict(pending.futures)
+        expected = dict.fromkeys(pending.futures.values(), pending.version)  # weight version per worker
         while futures:
             done, _ = ray.wait(list(futures), num_returns=1)
             i = futures.pop(done[0])
@@ -272,18 +359,21 @@ class RayGeneration:
                 if not stale:
                     results[i] = part
                     continue
-                why = f"came back restarted (weights {part[0].weight_version if part else '?'}, not {expected[i]})"
+                got = part[0].weight_version if part else "?"
+                why = f"came back restarted (weights {got}, not {expected[i]})"
             except RayActorError as exc:
                 why = f"crashed ({exc})"
+            # a restarted worker holds the initial weights: give it the current ones and ask again
             attempts[i] = attempts.get(i, 0) + 1
             if attempts[i] > self.max_retries:
                 raise RuntimeError(f"generation worker {i} failed {attempts[i]} times; giving up: {why}")
             self.retries += 1
             log.warning("generation worker %d %s; retrying its %d requests", i, why, len(pending.requests[i]))
-            wait_alive(self.actors[i], "ping")
-            expected[i] = self._regenerate_on(i, expected[i])
+            # the streamed sync keeps no old weights: the restarted engine gets those of the last sync
+            # (the trainer still holds them) and its requests run again on them
+            self._resync(i)
+            expected[i] = self._version
             futures[self.actors[i].generate.remote(pending.requests[i])] = i
-            self._restore_newest(i, expected[i])
         n = len(self.actors)
         total = sum(len(p) for p in pending.requests)
         out: list[GenerationResult | None] = [None] * total
@@ -291,36 +381,14 @@ class RayGeneration:
             out[i::n] = part
         return out  # type: ignore[return-value]
 
-    def _regenerate_on(self, i: int, version: int | None) -> int | None:
-        """Load the weights of ``version`` into restarted engine ``i``; returns the version its answers
-        will carry. A version no longer kept (or never synced) falls back to the newest weights."""
-        import ray
-
-        if version is not None and version in self._history:
-            ray.get(self.actors[i].update_weights.remote(self._history[version], self.layout, version))
-            return version
-        if self._weights is None:
-            return None  # nothing synced yet: the restarted engine holds the initial weights already
-        ref, newest = self._weights
-        log.warning("generation worker %d: weights %s no longer kept; regenerating on %d", i, version, newest)
-        ray.get(self.actors[i].update_weights.remote(ref, self.layout, newest))
-        return newest
-
-    def _restore_newest(self, i: int, version: int | None) -> None:
-        """After a regeneration on older weights, queue the newest again on engine ``i`` (behind the
-        regeneration; requests submitted later then run on the weights they were submitted for)."""
-        if self._weights is not None and version != self._weights[1]:
-            ref, newest = self._weights
-            self.actors[i].update_weights.remote(ref, self.layout, newest)
-
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         return self.collect(self.submit(requests))
 
-    def sleep(self) -> None:
+    def sleep(self, level: int = 1) -> None:
         """Colocated GPUs: free the engines' memory for the trainer step (``GenerationWorker.sleep``)."""
         import ray
 
-        ray.get([a.sleep.remote() for a in self.actors])
+        ray.get([a.sleep.remote(level) for a in self.actors])
 
     def wake_up(self) -> None:
         import ray
@@ -328,40 +396,74 @@ class RayGeneration:
         ray.get([a.wake_up.remote() for a in self.actors])
 
     def sync(self, trainer: Any, version: int) -> None:
-        """Queue the new weights on every engine (after any generate already queued there)."""
+        """Stream the trainer's weights to every engine, bucket by bucket (``weight_sync.send_weights``).
+        ``begin_sync`` comes first from this process, so it runs after any generate queued here
+        (one-step-off-policy: the engines finish the next step's rollouts on the old weights)."""
+        self._trainer = trainer
+        failed = set(self._call_all("begin_sync"))
+        alive = [a for i, a in enumerate(self.actors) if i not in failed]
+        if self.sync_options.get("transport") == "broadcast" and not self._group_ready:
+            self._join_group(trainer)
+        dead = trainer.sync_to(alive, self.layout, self.sync_options) if alive else []
+        failed |= {self.actors.index(alive[i]) for i in dead}
+        failed |= set(self._call_all("finish_sync", version, skip=failed))
+        self._version = version
+        for i in sorted(failed):  # restarted by Ray with the initial weights: send the current ones again
+            self.retries += 1
+            self._resync(i)
 
-        if hasattr(trainer, "weights_ref"):
-            ref = trainer.weights_ref(self.layout)
-        else:
-            from omni_rl.generation.worker import put_weights
-
-            ref = put_weights(trainer.state_dict(self.layout))
-        self._weights = (ref, version)
-        self._history[version] = ref
-        for old in sorted(self._history)[: -self.keep_versions]:
-            del self._history[old]
-        futures = {a.update_weights.remote(ref, self.layout, version): i for i, a in enumerate(self.actors)}
-        for future, i in futures.items():
-            self._update_one(future, i, ref, version)
-
-    def _update_one(self, future: Any, i: int, ref: Any, version: int) -> None:
-        """Wait for engine ``i``'s update; if it crashed meanwhile, wait for its restart and send again."""
+    def _call_all(self, method: str, *args: Any, skip: set[int] = frozenset()) -> list[int]:  # type: ignore[assignment]
+        """Call ``method`` on every engine not in ``skip``; the indices of those that died."""
         import ray
         from ray.exceptions import RayActorError
 
-        for attempt in range(self.max_retries + 1):
+        futures = {getattr(a, method).remote(*args): i for i, a in enumerate(self.actors) if i not in skip}
+        dead = []
+        for future, i in futures.items():
             try:
                 ray.get(future)
-                return
             except RayActorError as exc:
-                if attempt == self.max_retries:
-                    raise RuntimeError(
-                        f"generation worker {i}: weight sync failed {attempt + 1} times"
-                    ) from exc
-                self.retries += 1
-                log.warning("generation worker %d crashed during weight sync (%s); sending again", i, exc)
-                wait_alive(self.actors[i], "ping")
-                future = self.actors[i].update_weights.remote(ref, self.layout, version)
+                log.warning("generation worker %d died during weight sync (%s)", i, exc)
+                dead.append(i)
+        return dead
+
+    def _join_group(self, trainer: Any) -> None:
+        """Broadcast transport: trainer rank 0 and every engine form one process group."""
+        import ray
+
+        host, port = trainer.weight_group_address()
+        sizes = ray.get([a.group_size.remote() for a in self.actors])  # vLLM: one rank per TP worker
+        world = 1 + sum(sizes)
+        backend = self.sync_options.get("group_backend", "gloo")
+        offsets = [1 + sum(sizes[:i]) for i in range(len(sizes))]
+        joins = [
+            a.join_weight_group.remote(host, port, o, world, backend)
+            for a, o in zip(self.actors, offsets, strict=True)
+        ]
+        pending = trainer.join_weight_group(host, port, world, backend)
+        ray.get(joins + ([pending] if pending is not None else []))
+        self._group_ready = True
+
+    def _resync(self, i: int) -> None:
+        """Wait for engine ``i``'s restart and stream it the current weights (always through Ray's
+        object store: a restarted engine is no longer in the broadcast group)."""
+        import ray
+        from ray.exceptions import RayActorError
+
+        if self._trainer is None or self._version is None:
+            return
+        options = {**self.sync_options, "transport": "ray"}
+        for attempt in range(self.max_retries + 1):
+            wait_alive(self.actors[i], "ping")
+            try:
+                ray.get(self.actors[i].begin_sync.remote())
+                if not self._trainer.sync_to([self.actors[i]], self.layout, options):
+                    ray.get(self.actors[i].finish_sync.remote(self._version))
+                    return
+            except RayActorError as exc:
+                log.warning("generation worker %d crashed again during weight sync (%s)", i, exc)
+            if attempt == self.max_retries:
+                raise RuntimeError(f"generation worker {i}: weight sync failed {attempt + 1} times")
 
     def close(self) -> None:
         import ray

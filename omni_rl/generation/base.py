@@ -158,6 +158,26 @@ class GenerationBackend(ABC):
         """Copy ``state`` (all or some of the policy's tensors, named in ``layout``) into the weights
         used for sampling; ``version`` (default: previous + 1) is reported in later results."""
 
+    # streaming weight sync (``weight_buckets``): begin, one call per bucket, finish
+    def begin_sync(self) -> None:  # noqa: B027 - optional hook
+        """A new set of weights starts arriving (``load_bucket`` calls follow, then ``finish_sync``)."""
+
+    def load_bucket(self, weights: Sequence[tuple[str, torch.Tensor]], layout: Layout = "native") -> int:
+        """Copy one bucket's tensors (views the caller frees afterwards) into the weights in place."""
+        raise NotImplementedError(f"{type(self).__name__}: no bucketed weight sync")
+
+    def finish_sync(self, version: int | None = None) -> dict[str, Any]:
+        """All buckets are in: report ``version`` from now on (default: previous + 1)."""
+        raise NotImplementedError(f"{type(self).__name__}: no bucketed weight sync")
+
+    def sleep(self, level: int = 1) -> None:
+        """Free accelerator memory while the trainer steps (colocated): level 1 offloads the weights
+        to host memory, level 2 discards them (the next sync restores them)."""
+        raise NotImplementedError(f"{type(self).__name__}: no sleep mode")
+
+    def wake_up(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__}: no sleep mode")
+
     @abstractmethod
     def info(self) -> dict[str, Any]:
         """Backend name, model, device, dtype, limits and the current weight version."""

@@ -11,6 +11,7 @@ retried one by one so the failure stays with the request that caused it.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -116,6 +117,10 @@ class TorchBackend(GenerationBackend):
             if type(m).__name__.endswith("Mamba2Mixer")
         )
         self.weight_version = 0
+        self.asleep_level = 0  # 0 awake, else the level of sleep()
+        self._missing: set[str] = set()  # parameters discarded by sleep(level=2), not synced since
+        self._sync_loaded: set[str] = set()
+        self._param_specs: dict[str, tuple[torch.Size, torch.dtype, torch.device]] = {}
         self.name = str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
         self._rng = np.random.default_rng(self.options.seed)
 
@@ -147,6 +152,7 @@ class TorchBackend(GenerationBackend):
     # ---- generation -------------------------------------------------------------------------
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        self._check_awake()
         results: list[GenerationResult | None] = [None] * len(requests)
         prepared: list[_Prepared] = []
         for i, request in enumerate(requests):
@@ -290,6 +296,13 @@ class TorchBackend(GenerationBackend):
     def update_weights(
         self, state: Mapping[str, torch.Tensor], layout: Layout = "native", version: int | None = None
     ) -> dict[str, Any]:
+        """All or some weights at once (a sync of one bucket)."""
+        self.begin_sync()
+        count = self.load_bucket(list(state.items()), layout)
+        info = self.finish_sync(version)
+        return {**info, "updated": count}
+
+    def _copy_in(self, state: dict[str, torch.Tensor], layout: Layout) -> set[str]:
         if layout not in ("native", "original"):
             raise ValueError(f"layout must be 'native' or 'original', got {layout!r}")
         if layout == "original":
@@ -307,8 +320,74 @@ class TorchBackend(GenerationBackend):
         with torch.no_grad():
             for name, tensor in state.items():
                 targets[name].copy_(tensor)
+        return set(state)
+
+    def begin_sync(self) -> None:
+        if self.asleep_level:
+            raise RuntimeError("weight sync: the torch backend is asleep; call wake_up() first")
+        self._sync_loaded = set()
+
+    def load_bucket(self, weights: Sequence[tuple[str, torch.Tensor]], layout: Layout = "native") -> int:
+        """Copy one bucket in place (a bucket holds whole conversion units, so the original layout
+        maps back on its own: experts fused, q/k/v split)."""
+        self._sync_loaded |= self._copy_in(dict(weights), layout)
+        return len(weights)
+
+    def finish_sync(self, version: int | None = None) -> dict[str, Any]:
+        if self._missing:
+            missing = sorted(self._missing - self._sync_loaded)
+            if missing:
+                raise RuntimeError(
+                    f"weight sync after sleep(level=2): {len(missing)} weight(s) were not sent: {missing[:5]}"
+                )
+            self._missing = set()
         self.weight_version = self.weight_version + 1 if version is None else int(version)
-        return {"updated": len(state), "version": self.weight_version}
+        return {"updated": len(self._sync_loaded), "version": self.weight_version}
+
+    # ---- colocated sleep ------------------------------------------------------------------------
+
+    def sleep(self, level: int = 1) -> None:
+        """Level 1: parameters to host memory (on a CPU device they already are: nothing moves).
+        Level 2: parameters discarded (their storage freed); ``wake_up`` reallocates them and the next
+        complete sync restores them; until then ``generate`` refuses to run."""
+        if level not in (1, 2):
+            raise ValueError(f"sleep: level must be 1 or 2, got {level}")
+        if self.asleep_level:
+            return
+        params = dict(self.model.named_parameters(remove_duplicate=False))
+        self._param_specs = {n: (p.shape, p.dtype, p.device) for n, p in params.items()}
+        with torch.no_grad():
+            for p in {id(p): p for p in params.values()}.values():
+                if level == 2:
+                    p.data = torch.empty(0, dtype=p.dtype, device=p.device)
+                elif p.device.type != "cpu":
+                    p.data = p.data.to("cpu")
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        self.asleep_level = level
+
+    def wake_up(self) -> None:
+        level, self.asleep_level = self.asleep_level, 0
+        if not level:
+            return
+        params = dict(self.model.named_parameters(remove_duplicate=False))
+        with torch.no_grad():
+            for name, p in params.items():
+                shape, dtype, device = self._param_specs[name]
+                if level == 2 and p.numel() == 0 and math.prod(shape) > 0:
+                    p.data = torch.empty(shape, dtype=dtype, device=device)
+                elif p.device != device:
+                    p.data = p.data.to(device)
+        if level == 2:  # the values are gone: the next sync must bring every parameter back
+            self._missing = set(params)
+
+    def _check_awake(self) -> None:
+        if self.asleep_level:
+            raise RuntimeError("generate: the torch backend is asleep; call wake_up() first")
+        if self._missing:
+            raise RuntimeError(
+                f"generate: {len(self._missing)} weight(s) were discarded by sleep(level=2) and not synced since"
+            )
 
     def info(self) -> dict[str, Any]:
         param = next(self.model.parameters())

@@ -77,6 +77,7 @@ class VLLMBackend(GenerationBackend):
         self.weight_version = 0
         self.last_sync: dict[str, Any] = {}
         self._skeleton: torch.nn.Module | None = None
+        self._sync_start, self._sync_count = 0.0, 0
         self._rng = np.random.default_rng(self.options.seed)
         self.llm = self._start_engine()
         self.tokenizer = self.llm.get_tokenizer()
@@ -282,31 +283,53 @@ class VLLMBackend(GenerationBackend):
         }
         return dict(self.last_sync)
 
-    def update_weights_ipc(self, handles: Mapping[str, Any], version: int | None = None) -> dict[str, Any]:
-        """GPU, colocated: original-layout tensors shared by CUDA IPC (``vllm_sync.cuda_ipc_handles``)."""
-        start = time.perf_counter()
-        results = self.llm.collective_rpc("omni_rl_update_weights_ipc", args=(dict(handles),))
-        return self._after_update(results, results[0]["tensors"], start, version)
+    def begin_sync(self) -> None:
+        """Start streaming a new set of weights: every worker prepares vLLM's layer-wise reload, which
+        processes each layer as soon as all its tensors have arrived, in whichever bucket."""
+        self._sync_start = time.perf_counter()
+        self._sync_count = 0
+        self.llm.collective_rpc("omni_rl_begin_sync")
 
-    def init_weight_group(self, host: str, port: int, world_size: int) -> None:
-        """GPU, separate placement: join the trainer's NCCL group (``vllm_sync.NcclWeightSender``, rank 0)."""
-        self.llm.collective_rpc("omni_rl_init_nccl", args=(host, port, 1, world_size))
+    def load_bucket(self, weights: Sequence[tuple[str, torch.Tensor]], layout: Layout = "original") -> int:
+        """One bucket, original layout, full tensors: every worker (each TP rank) hands them to vLLM's
+        weight loaders, which keep only that rank's shard."""
+        if layout != "original":
+            raise ValueError("vllm load_bucket: buckets must be in the original layout (vLLM's names)")
+        pairs = [(name, tensor.detach()) for name, tensor in weights]
+        self.llm.collective_rpc("omni_rl_load_bucket", args=(pairs,))
+        self._sync_count += len(pairs)
+        return len(pairs)
 
-    def update_weights_nccl(
-        self, specs: Sequence[tuple[str, str, Sequence[int]]], version: int | None = None
-    ):
-        """GPU, separate placement: receive the broadcast of ``specs`` (``vllm_sync.weight_specs``)."""
-        start = time.perf_counter()
-        results = self.llm.collective_rpc("omni_rl_update_weights_nccl", args=(list(specs),))
-        return self._after_update(results, len(specs), start, version)
+    def finish_sync(self, version: int | None = None) -> dict[str, Any]:
+        results = self.llm.collective_rpc("omni_rl_finish_sync")
+        return self._after_update(results, self._sync_count, self._sync_start, version)
+
+    def receive_bucket(
+        self, kind: str, payload: Any, entries: Sequence[Any], layout: Layout = "original"
+    ) -> int:
+        """One bucket from any transport (``weight_transports``), opened by every vLLM worker itself:
+        a CUDA IPC handle or a broadcast goes straight to each worker's GPU (no copy through this
+        process); each TP rank's weight loaders keep their shard of the full tensors."""
+        if layout != "original":
+            raise ValueError("vllm receive_bucket: buckets must be in the original layout (vLLM's names)")
+        self.llm.collective_rpc("omni_rl_receive_bucket", args=(kind, payload, list(entries)))
+        self._sync_count += len(entries)
+        return len(entries)
+
+    def join_weight_group(self, host: str, port: int, rank: int, world_size: int, backend: str) -> None:
+        """Broadcast transport: every vLLM worker joins the trainer's group as rank ``rank`` + its own."""
+        self.llm.collective_rpc("omni_rl_join_group", args=(host, port, rank, world_size, backend))
 
     # ---- placement ----------------------------------------------------------------------------
 
     def sleep(self, level: int = 1) -> None:
         """GPU, colocated mode (``enable_sleep_mode``): free weights (level 1: offloaded to CPU) and
-        the KV cache until ``wake_up``. Level 2 also drops the weights: sync them after waking."""
+        the KV cache until ``wake_up``. Level 2 also drops the weights: sync them after waking.
+        vLLM's CPU worker has no sleep mode (it logs and ignores the call): refused here."""
         if not self.options.enable_sleep_mode:
             raise RuntimeError("sleep: start the backend with enable_sleep_mode=True (GPU only)")
+        if _on_cpu():
+            raise RuntimeError("sleep: vLLM has no sleep mode on CPU; use sleep_while_training=false")
         self.llm.sleep(level=level)
 
     def wake_up(self) -> None:
@@ -321,6 +344,7 @@ class VLLMBackend(GenerationBackend):
             "dtype": self.options.dtype,
             "max_model_len": self.max_model_len,
             "weight_version": self.weight_version,
+            "workers": int(self.options.tensor_parallel_size),
             "engine_start_s": round(self.engine_start_s, 2),
             "banned_tokens": list(self.bad_words),
             "last_sync": dict(self.last_sync),

@@ -16,11 +16,12 @@ that path misses in vLLM 0.32's Nemotron Omni code (each found by comparing agai
 4. encoder outputs cached from the old weights must not be reused: the backend resets the engine's
    encoder and multimodal caches after each update (the worker side is reset by ``reload_weights``).
 
-Transports: on CPU the tensors are the call's arguments (in-process engine: no copy; multiprocess
-engine: vLLM's serializer). On GPU, ``update_weights_ipc`` rebuilds tensors from CUDA IPC handles
-(trainer on the same GPUs, colocated) and ``init_nccl`` / ``update_weights_nccl`` receive a
-broadcast from the trainer's rank 0 (separate GPUs or nodes). A whole layer's tensors must come in
-one update: vLLM rebuilds a layer from the tensors it receives.
+Streaming (the loop's path): ``omni_rl_begin_sync`` prepares vLLM's layer-wise reload once, each
+``omni_rl_receive_bucket`` opens one bucket in this worker (Ray object store, CUDA IPC handle, or a
+broadcast from the trainer's rank 0: ``weight_transports``) and loads it (a layer is processed when
+its last tensor arrives, whichever bucket brings it), ``omni_rl_finish_sync`` finalises. With TP > 1
+every worker gets the full tensors and vLLM's weight loaders keep the worker's shard.
+``omni_rl_update_weights`` (whole state in one call) remains for tests and tools: send whole layers.
 """
 
 from __future__ import annotations
@@ -64,11 +65,7 @@ def load_into(model_runner: Any, weights: Sequence[tuple[str, torch.Tensor]]) ->
     bulk, direct = split_direct(weights)
     if bulk:
         model_runner.reload_weights(weights_iterator=iter(bulk), is_checkpoint_format=True)
-    for name, tensor in direct:
-        target = direct_target(model, name)
-        if tuple(target.shape) != tuple(tensor.shape):
-            raise ValueError(f"{name}: shape {tuple(tensor.shape)}, vLLM's is {tuple(target.shape)}")
-        target.data.copy_(tensor.to(target.device))
+    copy_direct(model, direct)
     refreshed = refresh_conv_views(model)
     return {
         "tensors": len(weights),
@@ -102,50 +99,98 @@ def refresh_conv_views(model: torch.nn.Module) -> int:
     return count
 
 
+def begin_streaming(model_runner: Any) -> None:
+    """Prepare vLLM's layer-wise in-place reload for a sync that arrives in several buckets: every
+    layer is processed (repacked, ...) once all its tensors are loaded, whichever bucket brings them,
+    and ``finish_streaming`` restores the layers that got nothing."""
+    from vllm.model_executor.model_loader.reload.layerwise import initialize_layerwise_reload
+
+    initialize_layerwise_reload(model_runner.get_model())
+
+
+@torch.no_grad()
+def load_streaming(
+    model_runner: Any, weights: Sequence[tuple[str, torch.Tensor]], deferred: list[tuple[str, torch.Tensor]]
+) -> dict[str, Any]:
+    """One bucket of original-layout full tensors (each TP rank's weight loaders keep their shard).
+    The directly copied weights (mlp1, RADIO layer scales) are kept in ``deferred`` (copies: the
+    bucket's memory goes back to the sender) for ``finish_streaming``: until the reload is finalised
+    their layers sit on the meta device."""
+    bulk, direct = split_direct(weights)
+    if bulk:
+        model_runner.get_model().load_weights(iter(bulk))
+    deferred.extend((name, tensor.detach().clone()) for name, tensor in direct)
+    return {"tensors": len(weights), "direct": len(direct)}
+
+
+@torch.no_grad()
+def finish_streaming(
+    model_runner: Any, deferred: Sequence[tuple[str, torch.Tensor]], start: float
+) -> dict[str, Any]:
+    """Process what is left (attention layers), then copy the direct weights, refresh the mamba views
+    and drop derived caches (what ``reload_weights`` does after a one-shot reload)."""
+    from vllm.model_executor.model_loader.reload.layerwise import finalize_layerwise_reload
+
+    model = model_runner.get_model()
+    finalize_layerwise_reload(model, model_runner.vllm_config.model_config)
+    copy_direct(model, deferred)
+    refreshed = refresh_conv_views(model)
+    for reset in ("reset_lora_state", "reset_encoder_cache", "reset_mm_cache"):
+        if hasattr(model_runner, reset):
+            getattr(model_runner, reset)()
+    return {"direct": len(deferred), "conv_views": refreshed, "seconds": time.perf_counter() - start}
+
+
+def copy_direct(model: torch.nn.Module, weights: Sequence[tuple[str, torch.Tensor]]) -> None:
+    for name, tensor in weights:
+        target = direct_target(model, name)
+        if tuple(target.shape) != tuple(tensor.shape):
+            raise ValueError(f"{name}: shape {tuple(tensor.shape)}, vLLM's is {tuple(target.shape)}")
+        target.data.copy_(tensor.to(target.device))
+
+
 class OmniRLWorkerExtension:
     """Methods added to vLLM's worker class; ``self`` is the worker (``self.model_runner``, ``self.device``)."""
+
+    def omni_rl_begin_sync(self) -> None:
+        self._omni_rl_sync_start = time.perf_counter()
+        self._omni_rl_deferred: list[tuple[str, torch.Tensor]] = []
+        begin_streaming(self.model_runner)
+
+    def omni_rl_load_bucket(self, weights: Sequence[tuple[str, torch.Tensor]]) -> dict[str, Any]:
+        return load_streaming(self.model_runner, list(weights), self._omni_rl_deferred)
+
+    def omni_rl_finish_sync(self) -> dict[str, Any]:
+        deferred, self._omni_rl_deferred = self._omni_rl_deferred, []
+        return finish_streaming(self.model_runner, deferred, self._omni_rl_sync_start)
 
     def omni_rl_update_weights(self, weights: Sequence[tuple[str, torch.Tensor]]) -> dict[str, Any]:
         """Tensors passed by value (CPU engines)."""
         return load_into(self.model_runner, list(weights))
 
-    def omni_rl_update_weights_ipc(self, handles: dict[str, Sequence[tuple[str, Any]]]) -> dict[str, Any]:
-        """CUDA IPC: ``handles[gpu_uuid]`` = [(name, ``torch.multiprocessing.reductions.reduce_tensor``
-        output)] made by the trainer process that holds the tensors on this worker's GPU."""
-        uuid = str(torch.cuda.get_device_properties(self.device).uuid)
-        if uuid not in handles:
-            raise KeyError(f"update_weights_ipc: no handles for this worker's GPU {uuid}")
-        weights = []
-        for name, (rebuild, args) in handles[uuid]:
-            args = list(args)
-            args[6] = self.device.index  # the device index in this process
-            weights.append((name, rebuild(*args)))
-        result = load_into(self.model_runner, weights)
-        torch.cuda.synchronize(self.device)
+    def omni_rl_receive_bucket(self, kind: str, payload: Any, entries: Sequence[Any]) -> dict[str, Any]:
+        """One bucket of any transport, opened in this worker (on its own device) and loaded."""
+        from omni_rl.generation.weight_buckets import bucket_tensors
+        from omni_rl.generation.weight_transports import open_payload
+
+        device = self.device if getattr(self.device, "type", "cpu") == "cuda" else None
+        buffer = open_payload(kind, payload, getattr(self, "_omni_rl_group", None), device)
+        result = load_streaming(self.model_runner, bucket_tensors(buffer, entries), self._omni_rl_deferred)
+        if buffer.is_cuda:
+            torch.cuda.synchronize(self.device)
         return result
 
-    def omni_rl_init_nccl(self, host: str, port: int, rank_offset: int, world_size: int) -> None:
-        """Join a NCCL group with the trainer (its rank 0 is the source) for ``update_weights_nccl``."""
-        from vllm.distributed.device_communicators.pynccl import PyNcclCommunicator
+    def omni_rl_join_group(
+        self, host: str, port: int, rank_offset: int, world_size: int, backend: str
+    ) -> None:
+        """Join the trainer's broadcast group (its rank 0 is the source) as ``rank_offset`` + this
+        worker's rank in the engine."""
         from vllm.distributed.parallel_state import get_world_group
-        from vllm.distributed.utils import StatelessProcessGroup
 
-        rank = get_world_group().rank + rank_offset
-        group = StatelessProcessGroup.create(host=host, port=port, rank=rank, world_size=world_size)
-        self._omni_rl_nccl = PyNcclCommunicator(group, device=self.device)
+        from omni_rl.generation.weight_transports import WeightGroup
 
-    def omni_rl_update_weights_nccl(self, specs: Sequence[tuple[str, str, Sequence[int]]]) -> dict[str, Any]:
-        """Receive (name, dtype name, shape) tensors broadcast by the trainer, in ``specs`` order."""
-        comm = getattr(self, "_omni_rl_nccl", None)
-        if comm is None:
-            raise RuntimeError("update_weights_nccl: call init_nccl first")
-        weights = []
-        for name, dtype, shape in specs:
-            tensor = torch.empty(tuple(shape), dtype=getattr(torch, dtype), device=self.device)
-            comm.broadcast(tensor, src=0, stream=torch.cuda.current_stream())
-            weights.append((name, tensor))
-        torch.cuda.synchronize(self.device)
-        return load_into(self.model_runner, weights)
+        rank = rank_offset + get_world_group().rank
+        self._omni_rl_group = WeightGroup(host, port, rank, world_size, backend)
 
     def omni_rl_parameter_checksums(self, names: Sequence[str]) -> dict[str, float]:
         """Sum of |values| of vLLM parameters or buffers by vLLM name (tests and debugging)."""

@@ -1,5 +1,6 @@
-"""Generation as Ray actors: ``GenerationWorker`` wraps any backend; weights travel through Ray's
-object store once for all workers.
+"""Generation as Ray actors: ``GenerationWorker`` wraps any backend. Weights arrive in buckets
+(``begin_sync``, ``receive_bucket`` per bucket, ``finish_sync``: see ``weight_transports``); the
+whole-state ``update_weights`` below remains for tests and tools.
 
     workers = spawn_workers(2, "/path/to/model", options={"max_num_seqs": 32}, media_store=store)
     results = ray.get(workers[0].generate.remote(requests))
@@ -24,6 +25,8 @@ import ray
 import torch
 
 from omni_rl.generation.base import GenerationRequest, GenerationResult, Layout, MediaResolver, backend_class
+from omni_rl.generation.weight_buckets import Entry, bucket_tensors
+from omni_rl.generation.weight_transports import WeightGroup, open_payload
 
 # name -> (array, torch dtype name); arrays of dtypes numpy lacks are stored as same-width integers
 PackedState = dict[str, tuple[np.ndarray, str]]
@@ -79,6 +82,7 @@ class GenerationWorker:
         options = dict(options or {})
         if num_threads is not None:
             options.setdefault("num_threads", num_threads)
+        self._weight_group: WeightGroup | None = None
         self.backend = backend_class(backend).from_pretrained(
             model_path, media_resolver=media_store, **options
         )
@@ -104,6 +108,49 @@ class GenerationWorker:
         # arrays mapped from the shared object store are read-only: the sign that nothing was copied
         info["zero_copy"] = bool(arrays) and all(not a.flags.writeable for a in arrays)
         return info
+
+    # ---- streaming weight sync (omni_rl.generation.weight_transports) ----------------------------
+
+    def begin_sync(self) -> bool:
+        """Runs after every generate queued before it by the same caller (the driver)."""
+        self.backend.begin_sync()
+        return True
+
+    def receive_bucket(self, kind: str, payload: Any, entries: list[Entry], layout: Layout = "native") -> int:
+        """Open one bucket (``weight_transports.open_payload``) and load it in place."""
+        receive = getattr(self.backend, "receive_bucket", None)
+        if receive is not None:  # engines with worker processes of their own open it there (vLLM)
+            return receive(kind, payload, entries, layout)
+        buffer = open_payload(kind, payload, self._weight_group, self._device())
+        return self.backend.load_bucket(bucket_tensors(buffer, entries), layout)
+
+    def group_size(self) -> int:
+        """Ranks this engine takes in a broadcast group (vLLM: one per worker, i.e. TP size)."""
+        return int(self.backend.info().get("workers", 1))
+
+    def finish_sync(self, version: int | None = None) -> dict[str, Any]:
+        return self.backend.finish_sync(version)
+
+    def join_weight_group(
+        self, host: str, port: int, rank: int, world_size: int, backend: str = "gloo"
+    ) -> bool:
+        """Join the trainer's broadcast group (rank 0 is the trainer's rank 0) from ``rank`` on."""
+        join = getattr(self.backend, "join_weight_group", None)
+        if join is not None:
+            join(host, port, rank, world_size, backend)
+        else:
+            self._weight_group = WeightGroup(host, port, rank, world_size, backend)
+        return True
+
+    def _device(self) -> torch.device:
+        device = self.backend.info().get("device", "cpu")
+        return torch.device(device)
+
+    def sleep(self, level: int = 1) -> None:
+        self.backend.sleep(level)
+
+    def wake_up(self) -> None:
+        self.backend.wake_up()
 
     def info(self) -> dict[str, Any]:
         return {**self.backend.info(), "pid": os.getpid()}

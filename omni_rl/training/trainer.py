@@ -24,7 +24,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +48,7 @@ from omni_rl.models.loading import (
 from omni_rl.models.logprobs import completion_scores
 from omni_rl.models.sharded_load import init_buffers, load_shards, plan_for
 from omni_rl.training import distributed as dist_utils
+from omni_rl.training import weight_sync
 from omni_rl.training.aggregation import loss_normalizer
 from omni_rl.training.dpo_loss import dpo_loss, sequence_logps
 from omni_rl.training.encode_cache import PromptEncodeCache
@@ -490,6 +491,21 @@ class PolicyTrainer:
         if layout == "original" and state:
             state = to_original(self.hf_model, state)
         return state
+
+    def named_weights_for_sync(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """(native name, tensor) of every weight the engines hold, in a fixed order; under FSDP2 the
+        tensors are this rank's ``DTensor`` shards. The hook to override (e.g. merged LoRA weights)."""
+        yield from self.model.state_dict().items()
+
+    def sync_buckets(
+        self, layout: str = "original", dtype: Any = "auto", bucket_mb: float = 256, device: Any = "cpu"
+    ):
+        """The weights as buckets for the engines (``training.weight_sync``); collective under FSDP2."""
+        return weight_sync.sync_buckets(self, layout, dtype, bucket_mb, device)
+
+    def iter_sync_weights(self, layout: str = "original", dtype: Any = "auto"):
+        """(engine name, full tensor in the serving dtype), one tensor gathered at a time; collective."""
+        return weight_sync.iter_sync_weights(self, layout, dtype)
 
     def save_checkpoint(self, root: str | Path, data_state: dict | None = None) -> Path:
         """Write ``<root>/step_<step>/`` atomically (layout: ``omni_rl.training.checkpoint``); collective.
