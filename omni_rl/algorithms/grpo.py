@@ -23,16 +23,14 @@ import logging
 import time
 from typing import Any
 
-import torch
-
 from omni_rl.algorithms import rollouts as R
 from omni_rl.algorithms.bad_media import BadMediaLog, record_failed_requests
 from omni_rl.algorithms.config import GRPOConfig
 from omni_rl.algorithms.loop_state import LoopState, maybe_checkpoint, restore, run_eval
+from omni_rl.algorithms.masking import group_advantages
 from omni_rl.algorithms.setup import ROLLOUTS, run_summary, start_reference, start_run
 from omni_rl.config import to_dict
 from omni_rl.logging import MetricsLogger, RolloutDumper, Timer, tokens_per_second
-from omni_rl.training.advantages import compute_advantages
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +84,7 @@ def run_grpo(cfg: GRPOConfig, *, resume: bool = False) -> dict[str, Any]:
 
                 # 4. advantages per group
                 scored = [g for g in groups if g.samples]
-                rewards = torch.tensor([g.rewards for g in scored], dtype=torch.float32)
-                adv = compute_advantages(rewards, cfg.advantage)
+                adv = group_advantages(scored, cfg.advantage)  # masked samples take no part
                 for i, g in enumerate(scored):
                     g.advantages, g.keep = adv.advantages[i].tolist(), adv.keep[i].tolist()
                 items = R.train_items(
