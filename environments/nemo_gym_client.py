@@ -89,9 +89,16 @@ def verify_body(
     """The ``/verify`` request: the row's verifier fields, its create params and the response object."""
     return {
         **row_fields,
-        "responses_create_params": dict(params),
+        "responses_create_params": without_nulls(params),
         "response": response_object(text, model=model),
     }
+
+
+def without_nulls(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Create params with top-level nulls left out: null means absent in the OpenAI API, but NeMo Gym's
+    server-side model rejects null for fields with defaults (``parallel_tool_calls``, ``tool_choice``,
+    ``tools``), and rows read from parquet or dumped with ``model_dump()`` carry such nulls."""
+    return {k: v for k, v in params.items() if v is not None}
 
 
 class NemoGymClient:

@@ -67,7 +67,7 @@ def example_path(name: str) -> Path:
 
 
 @contextmanager
-def gym_server(name: str, log_dir: Path, start_timeout_s: float = 90.0) -> Iterator[str]:
+def gym_server(name: str, log_dir: Path, start_timeout_s: float = 300.0) -> Iterator[str]:
     """Start resources server ``name``; yields its URL; stops it (by PID) on exit."""
     assert SERVERS is not None
     port = free_port()
@@ -89,14 +89,18 @@ def gym_server(name: str, log_dir: Path, start_timeout_s: float = 90.0) -> Itera
         deadline = time.monotonic() + start_timeout_s
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"{name} server exited with {proc.returncode}:\n{log_file.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"{name} server exited with {proc.returncode}:\n{log_file.read_text()[-3000:]}"
+                )
             try:
                 if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} server not healthy in {start_timeout_s} s:\n{log_file.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"{name} server not healthy in {start_timeout_s} s:\n{log_file.read_text()[-3000:]}"
+                )
             time.sleep(0.3)
         yield url
     finally:
