@@ -1,5 +1,5 @@
 """Real NeMo Gym resources servers for the tests: each runs its own ``app.py`` from its folder in the gym
-venv (``scripts/setup_nemo_gym.sh``; found via ``OMNI_RL_NEMO_GYM_VENV``, default ``.venv-gym``), bound
+venv (``scripts/setup_nemo_gym.sh``; named by ``OMNI_RL_NEMO_GYM_VENV``, else the tests skip), bound
 to 127.0.0.1, with its YAML in ``NEMO_GYM_CONFIG_DICT`` and its key in ``NEMO_GYM_CONFIG_PATH``; it is
 stopped by PID."""
 
@@ -20,19 +20,20 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-VENV = Path(os.environ.get("OMNI_RL_NEMO_GYM_VENV", ROOT / ".venv-gym"))
-PYTHON = VENV / "bin" / "python"
+VENV_VAR = "OMNI_RL_NEMO_GYM_VENV"
+VENV = Path(os.environ[VENV_VAR]) if os.environ.get(VENV_VAR) else None
+PYTHON = VENV / "bin" / "python" if VENV else None
 
 
 def _servers_dir() -> Path | None:
-    found = sorted(VENV.glob("lib/python3*/site-packages/resources_servers"))
+    found = sorted(VENV.glob("lib/python3*/site-packages/resources_servers")) if VENV else []
     return found[0] if found else None
 
 
 SERVERS = _servers_dir()
 requires_gym = pytest.mark.skipif(
     SERVERS is None,
-    reason=f"no NeMo Gym venv at {VENV}: build it with scripts/setup_nemo_gym.sh (set OMNI_RL_NEMO_GYM_VENV)",
+    reason=f"set {VENV_VAR} to a NeMo Gym venv built by scripts/setup_nemo_gym.sh (now: {VENV})",
 )
 
 # each server's block beyond the common keys; math_with_judge runs without its LLM judge
@@ -69,7 +70,7 @@ def example_path(name: str) -> Path:
 @contextmanager
 def gym_server(name: str, log_dir: Path, start_timeout_s: float = 300.0) -> Iterator[str]:
     """Start resources server ``name``; yields its URL; stops it (by PID) on exit."""
-    assert SERVERS is not None
+    assert SERVERS is not None and PYTHON is not None
     port = free_port()
     block = {"entrypoint": "app.py", "host": "127.0.0.1", "port": port, **EXTRA[name]}
     config = {

@@ -85,10 +85,10 @@ def test_right_and_wrong_answers_on_the_servers_own_rows(servers, name):
 
 
 # NeMo Gym's own example rollouts, re-scored. asr_with_pc's rows carry the server's output fields, which it
-# would receive twice: they are dropped. math_with_judge's rollouts lack the `question` field its server
-# now requires (a 422 naming the field): not used.
+# would receive twice: they are dropped. Not used, as 0.7.0 ships them: math_with_judge's rollouts lack
+# the `question` field its server now requires (a 422 naming the field); mcqa's lack the `options` its
+# server now takes the allowed letters from (every answer scores 0).
 RESCORE = {
-    "mcqa": [],
     "gui_coordinate": [],
     "asr_with_pc": [
         "hyp_c", "hyp_pc_tok", "is_correct", "per", "pred_text", "ref_c", "ref_pc_tok", "text", "wer",
@@ -145,7 +145,10 @@ logging: {{tensorboard: false, console_mode: plain, rollouts_every: 1}}
     rows = read_metrics(run / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2, 3]
     labels = {
-        key.split("/")[1] for r in rows for key in r if key.startswith("score/") and key.endswith("/errors")
+        key.split("/")[1]
+        for r in rows
+        for key in r
+        if key.startswith("score/") and key.endswith("/errors") and key.count("/") == 2
     }
     assert labels and labels <= {"mcqa", "gui"}
     assert all(v == 0 for r in rows for k, v in r.items() if k.endswith(("/errors", "/masked"))), rows
