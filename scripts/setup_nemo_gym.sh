@@ -38,7 +38,8 @@ rm -rf "$VENV"
 PIP=("$VENV/bin/python" -m pip install --quiet --ignore-requires-python)
 
 echo "setup_nemo_gym: nemo-gym==$NEMO_GYM_VERSION on $("$PY" --version)"
-"${PIP[@]}" "nemo-gym==$NEMO_GYM_VERSION" pytest
+# + the test tools of its `dev` extra that the servers' own tests use
+"${PIP[@]}" "nemo-gym==$NEMO_GYM_VERSION" pytest pytest-asyncio requests-mock defusedxml
 site="$("$VENV/bin/python" -c 'import resources_servers; print(list(resources_servers.__path__)[0])')"
 # the servers' own requirements files name nemo-gym itself (as a path or a pin) plus their extras
 for server in mcqa math_with_judge gui_coordinate asr_with_pc; do
