@@ -111,7 +111,8 @@ def best_worst_pairs(groups: Sequence[Any], min_gap: float = 1e-6) -> list[tuple
     out = []
     for g in groups:
         rewards = g.rewards
-        usable = [i for i, s in enumerate(g.scores) if not getattr(s, "masked", False)]
+        masked = {i for i, s in enumerate(getattr(g, "scores", ())) if getattr(s, "masked", False)}
+        usable = [i for i in range(len(rewards)) if i not in masked]
         if len(usable) < 2:
             continue
         best = max(usable, key=lambda i: (rewards[i], -i))
