@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -84,6 +85,9 @@ class EnvScore:
     scores: dict[str, float] = field(default_factory=dict)  # verifier key -> score
     details: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> extracted, correct, details
     error: str | None = None
+    # the reward is not a valid measurement (the scorer or its infrastructure failed): no training signal
+    masked: bool = False
+    failure_kind: str | None = None  # low-cardinality failure name, counted per environment
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -226,6 +230,11 @@ class Environment:
         except Exception as exc:
             return EnvScore(0.0, False, error=f"{type(exc).__name__}: {exc}")
         return self.score_target(response, target, fields)
+
+    def score_batch(self, items: Sequence[tuple[Prompt, str]]) -> list[EnvScore]:
+        """Score several (prompt, response) pairs; environments that score remotely override this to
+        score them concurrently. Never raises."""
+        return [self.score(prompt, response) for prompt, response in items]
 
     def score_target(self, response: str, target: Any, fields: dict[str, Any] | None = None) -> EnvScore:
         fields = fields or {}

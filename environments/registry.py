@@ -18,6 +18,7 @@ _BUILTINS = {
     "gui_grounding": "environments.gui",
     "gui_agent": "environments.gui_agent",
     "doc_qa": "environments.doc_qa",
+    "nemo_gym": "environments.nemo_gym",
     "synthetic_image_color": _SYNTHETIC,
     "synthetic_image_shape": _SYNTHETIC,
     "synthetic_audio_beeps": _SYNTHETIC,

@@ -44,6 +44,17 @@ def group_rewards(group: R.Group, overlong: OverlongConfig, max_tokens: int) -> 
     return shaped_rewards(group.rewards, [len(s.token_ids) for s in group.samples], overlong, max_tokens)
 
 
+def usable_rewards(group: R.Group, overlong: OverlongConfig, max_tokens: int) -> list[float]:
+    """The group's rewards without its masked samples."""
+    rewards = group_rewards(group, overlong, max_tokens)
+    return [r for r, s in zip(rewards, group.scores, strict=True) if not is_masked(s)]
+
+
+def is_masked(score: Any) -> bool:
+    """A score that measures nothing (``EnvScore.masked``): left out of advantages and the loss."""
+    return bool(getattr(score, "masked", False))
+
+
 def has_signal(rewards: Sequence[float], tol: float = 0.0) -> bool:
     """At least two samples whose rewards differ by more than ``tol``."""
     return len(rewards) >= 2 and max(rewards) - min(rewards) > tol
@@ -71,20 +82,33 @@ def assign_advantages(
     if not scored:
         return {}
     shaped = [group_rewards(g, overlong, max_tokens) for g in scored]
-    flat = torch.tensor([r for rs in shaped for r in rs], dtype=torch.float64)
-    ids = torch.tensor([i for i, rs in enumerate(shaped) for _ in rs])
-    adv = compute_advantages(flat, adv_cfg, group_ids=ids)
-    advantages, keep = adv.advantages.tolist(), adv.keep.tolist()
-    taken = masked = total = 0
+    # a masked score (the scorer failed, or a NeMo Gym server said mask_sample) measures nothing: it
+    # takes no part in its group's normalisation and is never trained on
+    valid = [[not is_masked(s) for s in g.scores] for g in scored]
+    flat = torch.tensor(
+        [r for rs, vs in zip(shaped, valid, strict=True) for r, v in zip(rs, vs, strict=True) if v],
+        dtype=torch.float64,
+    )
+    ids = torch.tensor([i for i, vs in enumerate(valid) for v in vs if v], dtype=torch.long)
+    if len(flat):
+        adv = compute_advantages(flat, adv_cfg, group_ids=ids)
+        inner_adv, inner_keep, adv_stats = adv.advantages.tolist(), adv.keep.tolist(), adv.stats
+    else:
+        inner_adv, inner_keep, adv_stats = [], [], {}
+    taken = masked = total = n_invalid = 0
     penalties = []
     offset = 0
-    for g, rs in zip(scored, shaped, strict=True):
+    for g, rs, vs in zip(scored, shaped, valid, strict=True):
         n = len(rs)
-        g.advantages = [float(a) for a in advantages[offset : offset + n]]
-        g.keep = list(keep[offset : offset + n])
-        offset += n
+        g.advantages, g.keep = [], []
+        for v in vs:
+            g.advantages.append(float(inner_adv[offset]) if v else 0.0)
+            g.keep.append(bool(inner_keep[offset]) if v else False)
+            offset += int(v)
+        n_invalid += n - sum(vs)
         if limit is not None:
-            chosen = taken < limit and has_signal(rs, adv_cfg.zero_variance_tol)
+            usable = [r for r, v in zip(rs, vs, strict=True) if v]
+            chosen = taken < limit and has_signal(usable, adv_cfg.zero_variance_tol)
             taken += int(chosen)
             g.keep = [k and chosen for k in g.keep]
         truncated = [s.finish_reason == "length" for s in g.samples]
@@ -93,9 +117,10 @@ def assign_advantages(
         g.keep = [k and m for k, m in zip(g.keep, in_loss, strict=True)]
         total += n
         penalties.extend(s - r for s, r in zip(rs, g.rewards, strict=True))
-    stats = {k: v for k, v in adv.stats.items() if k.startswith(("groups/", "advantage/"))}
+    stats = {k: v for k, v in adv_stats.items() if k.startswith(("groups/", "advantage/"))}
     kept = [k for g in scored for k in g.keep]
     stats["samples/kept_frac"] = sum(kept) / total
+    stats["samples/masked_frac"] = n_invalid / total
     stats["groups/trained"] = float(sum(any(g.keep) for g in scored))
     if overlong.mode == "mask":
         stats["overlong/masked_frac"] = masked / total
@@ -120,7 +145,7 @@ def build_step_batch(
 
     def signal(batch: Sequence[R.Group]) -> int:
         tol = adv_cfg.zero_variance_tol
-        return sum(has_signal(group_rewards(g, overlong, max_tokens), tol) for g in batch if g.samples)
+        return sum(has_signal(usable_rewards(g, overlong, max_tokens), tol) for g in batch if g.samples)
 
     score(groups)
     everything = list(groups)

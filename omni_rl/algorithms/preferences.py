@@ -107,14 +107,16 @@ def completion_ids(tokenizer: Any, messages: Sequence[Any]) -> list[int]:
 
 def best_worst_pairs(groups: Sequence[Any], min_gap: float = 1e-6) -> list[tuple[Any, int, int]]:
     """Online DPO: per group, (group, index of the best sample, index of the worst) when their rewards
-    differ by more than ``min_gap``; ties go to the earliest sample."""
+    differ by more than ``min_gap``; ties go to the earliest sample. Masked samples are never chosen."""
     out = []
     for g in groups:
         rewards = g.rewards
-        if len(rewards) < 2:
+        masked = {i for i, s in enumerate(getattr(g, "scores", ())) if getattr(s, "masked", False)}
+        usable = [i for i in range(len(rewards)) if i not in masked]
+        if len(usable) < 2:
             continue
-        best = max(range(len(rewards)), key=lambda i: (rewards[i], -i))
-        worst = min(range(len(rewards)), key=lambda i: (rewards[i], i))
+        best = max(usable, key=lambda i: (rewards[i], -i))
+        worst = min(usable, key=lambda i: (rewards[i], i))
         if (
             rewards[best] - rewards[worst] > min_gap
             and g.samples[best].token_ids

@@ -20,6 +20,7 @@ from environments.base import EnvScore
 from omni_rl.algorithms.bad_media import BadMediaLog, put_prompts
 from omni_rl.algorithms.config import SamplingConfig
 from omni_rl.algorithms.media_refs import sample_with_refs
+from omni_rl.algorithms.row_sampling import apply_row_sampling
 from omni_rl.algorithms.scoring import ScoreTask
 from omni_rl.data.schema import Prompt
 from omni_rl.generation.base import GenerationRequest, GenerationResult, SamplingParams
@@ -98,6 +99,7 @@ def make_groups(
     groups = []
     for i, (prompt, refs) in enumerate(put_prompts(draw, count, put, bad, max_draws=limit), start=start):
         params = sampling_params(cfg, n, None if greedy else request_seed(run_seed, step, i), greedy)
+        params = apply_row_sampling(params, prompt.meta)
         request = GenerationRequest(
             f"{step}/{i}/{prompt.id}", prompt.messages, refs, params, dict(cfg.chat_kwargs)
         )
@@ -206,11 +208,32 @@ def reward_metrics(groups: Sequence[Group]) -> dict[str, float]:
     for label, scores in sorted(per_env.items()):
         out[f"reward/{label}"] = float(np.mean([s.reward for s in scores]))
         out[f"accuracy/{label}"] = float(np.mean([s.correct for s in scores]))
+        out.update(score_counts(label, scores))
     if lengths:
         out["response/length_mean"] = float(np.mean(lengths))
         out["response/length_max"] = float(max(lengths))
         out["response/truncated_frac"] = truncated / len(lengths)
     out["score/errors"] = float(errors)
+    return out
+
+
+def score_counts(label: str, scores: Sequence[EnvScore]) -> dict[str, float]:
+    """Per environment: errors, masked samples, failures by kind, and the mean of each score key when a
+    score has several (verifiers, or a NeMo Gym server's reward components)."""
+    out = {
+        f"score/{label}/errors": float(sum(1 for s in scores if s.error)),
+        f"score/{label}/masked": float(sum(1 for s in scores if s.masked)),
+    }
+    kinds = defaultdict(int)
+    keys: dict[str, list[float]] = defaultdict(list)
+    for s in scores:
+        if s.failure_kind:
+            kinds[s.failure_kind] += 1
+        for key, value in s.scores.items():
+            keys[key].append(value)
+    out.update({f"score/{label}/failure/{kind}": float(n) for kind, n in sorted(kinds.items())})
+    if len(keys) > 1:
+        out.update({f"score/{label}/{key}": float(np.mean(v)) for key, v in sorted(keys.items())})
     return out
 
 
@@ -251,6 +274,8 @@ def rollout_rows(groups: Sequence[Group], envs: dict[str, Any]) -> list[Rollout]
             extra = {
                 "advantage": g.advantages[i] if i < len(g.advantages) else None,
                 "correct": score.correct,
+                "masked": score.masked,
+                "score_error": score.error,
                 "completion_tokens": len(sample.token_ids),
                 "finish_reason": sample.finish_reason,
                 "weight_version": g.result.weight_version if g.result else None,

@@ -30,15 +30,20 @@ class ScoreTask:
 
 
 def score_tasks(envs: Mapping[str, Environment], tasks: Sequence[ScoreTask]) -> list[EnvScore]:
-    """Score in this process (``Environment.score`` never raises)."""
-    out = []
-    for task in tasks:
-        env = envs.get(task.label)
+    """Score in this process, one ``score_batch`` call per environment (it never raises)."""
+    out: list[EnvScore | None] = [None] * len(tasks)
+    by_label: dict[str, list[int]] = {}
+    for i, task in enumerate(tasks):
+        by_label.setdefault(task.label, []).append(i)
+    for label, indices in by_label.items():
+        env = envs.get(label)
         if env is None:
-            out.append(EnvScore(0.0, False, error=f"no environment {task.label!r} in this worker"))
+            scores = [EnvScore(0.0, False, error=f"no environment {label!r} in this worker") for _ in indices]
         else:
-            out.append(env.score(task.prompt, task.response))
-    return out
+            scores = env.score_batch([(tasks[i].prompt, tasks[i].response) for i in indices])
+        for i, score in zip(indices, scores, strict=True):
+            out[i] = score
+    return out  # type: ignore[return-value]
 
 
 class EnvWorker:

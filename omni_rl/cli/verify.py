@@ -1,4 +1,5 @@
-"""``omni-rl verify``: score a JSONL file of responses with one verifier, without Ray, torch or a GPU.
+"""``omni-rl verify``: score a JSONL file of responses with one verifier, without Ray, torch or a GPU; or,
+with ``--server-url``, re-score NeMo Gym rows with a NeMo Gym resources server (``verify_nemo_gym``).
 
 Row: ``{"id"?, "response": str, "target": ..., ...fields}``. Bad rows (invalid JSON, missing field)
 are reported with their line number, counted and skipped; a row the verifier cannot score gets
@@ -17,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import verifiers
+from omni_rl.cli import verify_nemo_gym
 from verifiers.base import Verifier, VerifyResult
 
 RESERVED = ("id", "response", "target")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--verifier", required=True, help=f"one of: {', '.join(verifiers.names())}")
+    parser.add_argument("--verifier", help=f"one of: {', '.join(verifiers.names())} (or --server-url)")
     parser.add_argument("--input", required=True, type=Path, help="JSONL file, one row per line")
     parser.add_argument("--output", type=Path, help="write scored rows here (JSONL)")
     parser.add_argument(
@@ -36,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=20,
         help="bad rows and row errors listed in full (the rest are counted)",
     )
+    verify_nemo_gym.add_arguments(parser)
 
 
 @dataclass
@@ -91,6 +94,11 @@ def score_row(verifier: Verifier, row: Row) -> VerifyResult:
 
 
 def run(args: argparse.Namespace) -> int:
+    if (args.verifier is None) == (args.server_url is None):
+        report("error", "give either --verifier NAME or --server-url URL (a NeMo Gym resources server)")
+        return 2
+    if args.server_url is not None:
+        return verify_nemo_gym.run(args)
     try:
         verifier = verifiers.get(args.verifier, **parse_option_args(args.option))
     except (verifiers.VerifierError, ValueError) as exc:

@@ -106,6 +106,10 @@ def validate_row(
     the limits; see ``omni_rl.media.probe``)."""
     if not isinstance(row, Mapping):
         raise RowError("<row>", f"must be an object, got {type(row).__name__}")
+    from omni_rl.data import nemo_gym  # imports RowError from here
+
+    if nemo_gym.is_nemo_gym_row(row):
+        row = nemo_gym.convert_row(row)
     row = {k: v for k, v in row.items() if v is not None}
     prompt_id = _id(row)
     env = row.get("env")
