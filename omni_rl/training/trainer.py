@@ -61,9 +61,16 @@ from omni_rl.training.items import (
     per_token,
     plan_micro_batches,
 )
+from omni_rl.training.lora import (
+    apply_lora,
+    init_adapter_shards,
+    merged_named_weights,
+    renamed_plan,
+)
 from omni_rl.training.moe_aux import collect_router_logits, freeze_routers, is_router, moe_aux_loss
 from omni_rl.training.optim import build_optimizer, build_scheduler, clip_gradients
 from omni_rl.training.policy_loss import policy_loss
+from omni_rl.training.reference import frozen_copy, scoring_model
 from omni_rl.training.step_metrics import MetricSums
 from omni_rl.training.trainer_checkpoint import load_trainer, save_trainer
 from omni_rl.training.trainer_config import TrainerConfig
@@ -149,6 +156,13 @@ class PolicyTrainer:
         self.has_routers = any(is_router(m) for m in model.modules())
         if cfg.moe_aux.freeze_routers and self.has_routers:
             freeze_routers(model)
+        # the KL reference: the LoRA base itself (adapters off), else a frozen copy sharded like the policy
+        kl = cfg.policy_loss.kl_coef > 0
+        reference = frozen_copy(model) if kl and cfg.lora is None else None
+        if cfg.lora is not None:
+            model = apply_lora(model, cfg.lora)
+            if stream_from is not None:
+                stream_from = (stream_from[0], *renamed_plan(stream_from[1], model))
         layer_params = {id(p) for unit in dist_utils.fsdp_units(model) for p in unit.parameters()}
         self._root_params = {
             n for n, p in model.named_parameters() if p.requires_grad and id(p) not in layer_params
@@ -159,18 +173,24 @@ class PolicyTrainer:
         if parallel == "fsdp":
             with torch.device("meta"):
                 self.hf_model = type(model)(model.config)
-            dist_utils.apply_fsdp2(
-                model,
-                self.device,
-                None if compute == param_dtype else compute,
-                offload=cfg.offload,
-                reduce_dtype=torch.float32 if cfg.reduce_dtype == "float32" else None,
-            )
-            if stream_from is not None:
-                model.to_empty(device=self.device)
-                init_buffers(model)
-                loaded = load_shards(model, *stream_from)
-                log.info("rank %d: read %s of %s", rank, loaded, stream_from[0])
+            for module in (model, reference) if reference is not None else (model,):
+                dist_utils.apply_fsdp2(
+                    module,
+                    self.device,
+                    None if compute == param_dtype else compute,
+                    offload=cfg.offload,
+                    reduce_dtype=torch.float32 if cfg.reduce_dtype == "float32" else None,
+                )
+                if stream_from is not None:
+                    module.to_empty(device=self.device)
+                    init_buffers(module)
+                    loaded = load_shards(module, *stream_from)
+                    log.info("rank %d: read %s of %s", rank, loaded, stream_from[0])
+            if stream_from is not None and cfg.lora is not None:
+                init_adapter_shards(model, cfg.seed + rank)
+        elif reference is not None:
+            reference.to(self.device)
+        self.reference = reference
         self.model, self.processor = model.train(), processor
         self.pad_id = processor.tokenizer.pad_token_id
         self.params = [p for p in model.parameters() if p.requires_grad]
@@ -199,10 +219,10 @@ class PolicyTrainer:
     def _reduce_device(self) -> torch.device | None:
         return self.device if self.device.type == "cuda" else None
 
-    def _scores(self, mb: MicroBatch, with_entropy: bool):
+    def _scores(self, mb: MicroBatch, with_entropy: bool, model: torch.nn.Module | None = None):
         batch = mb.batch.to(self.device, dtype=self.compute_dtype)
         return batch, completion_scores(
-            self.model,
+            self.model if model is None else model,
             batch,
             temperature=self.cfg.temperature,
             with_entropy=with_entropy,
@@ -210,19 +230,26 @@ class PolicyTrainer:
         )
 
     @torch.no_grad()
-    def compute_logprobs(self, samples: Sequence[MultimodalSample | TrainItem]) -> list[torch.Tensor]:
+    def compute_logprobs(
+        self, samples: Sequence[MultimodalSample | TrainItem], reference: bool = False
+    ) -> list[torch.Tensor]:
         """Per-sample logprobs of the completion tokens under the current weights (float32, CPU), in
-        input order: old logprobs (before an update) or reference logprobs (a frozen copy)."""
+        input order: old logprobs (before an update); ``reference``: under the frozen initial policy."""
         samples = [s.sample if isinstance(s, TrainItem) else s for s in samples]
         plan, dummies = self._plan([[self._encode(s)] for s in samples])
         out: list[torch.Tensor | None] = [None] * len(samples)
-        for i, mb in enumerate(plan + plan[-1:] * dummies):
-            batch, scores = self._scores(mb, with_entropy=False)
-            if i >= len(plan):
-                continue
-            for unit, values in zip(mb.units, batch.completions(scores.logprobs), strict=True):
-                out[unit.index] = values.float().cpu()
+        with scoring_model(self, reference) as model:
+            for i, mb in enumerate(plan + plan[-1:] * dummies):
+                batch, scores = self._scores(mb, with_entropy=False, model=model)
+                if i >= len(plan):
+                    continue
+                for unit, values in zip(mb.units, batch.completions(scores.logprobs), strict=True):
+                    out[unit.index] = values.float().cpu()
         return out  # type: ignore[return-value]
+
+    def reference_logprobs(self, samples: Sequence[MultimodalSample | TrainItem]) -> list[torch.Tensor]:
+        """``compute_logprobs`` under the KL reference (needs ``policy_loss.kl_coef > 0`` or LoRA)."""
+        return self.compute_logprobs(samples, reference=True)
 
     def reference_logps(self, pairs: Sequence[PreferencePair]) -> list[PreferencePair]:
         """``pairs`` with ``ref_chosen_logp``/``ref_rejected_logp`` from the current weights (call
@@ -441,6 +468,13 @@ class PolicyTrainer:
 
     def _full_model_state(self) -> dict[str, torch.Tensor]:
         """Full (unsharded) CPU state dict: collective under FSDP2 (empty on ranks other than 0)."""
+        if self.cfg.lora is not None:  # merged base + adapters under the base names
+            merged = merged_named_weights(self.model)
+            if self.rank != 0:
+                for _ in merged:  # the gathers are collective
+                    pass
+                return {}
+            return dict(merged)
         if self.parallel == "fsdp":
             opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
             return get_model_state_dict(self.model, options=opts)

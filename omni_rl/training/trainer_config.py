@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from omni_rl.training.dpo_loss import DPOConfig
+from omni_rl.training.lora import LoraSettings
 from omni_rl.training.moe_aux import MoEAuxConfig
 from omni_rl.training.policy_loss import PolicyLossConfig
 
@@ -61,6 +62,9 @@ class TrainerConfig:
     dpo_length_average: bool = False  # DPO on mean (not summed) token logprobs; see dpo_loss
     moe_aux: MoEAuxConfig = field(default_factory=MoEAuxConfig)
     moe_load_stats: bool = True  # report expert-load metrics of MoE routers
+    # LoRA adapters on the language model instead of full fine-tuning (omni_rl.training.lora); the
+    # frozen base is then also the KL reference. None: every unfrozen parameter trains
+    lora: LoraSettings | None = None
     # placement
     seed: int = 0  # seeds python, numpy and torch when the trainer is built
     device: str = "auto"  # "auto": cuda if available, else cpu
