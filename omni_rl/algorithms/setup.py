@@ -293,20 +293,11 @@ def _env_options(cfg: Any, label: str) -> dict[str, Any]:
 
 
 def start_reference(run: Run) -> Any:
-    """A frozen copy of the initial policy (same placement as trainer rank 0) for reference logprobs."""
-    from omni_rl.algorithms.workers import LocalTrainer, RayTrainer
+    """The KL reference: held by the trainer ranks themselves (a frozen copy sharded like the policy, or
+    the LoRA base with adapters off; ``omni_rl.training.reference``), so it needs no GPU of its own."""
+    from omni_rl.algorithms.workers import TrainerReference
 
-    cfg = run.cfg
-    ref_cfg = dataclasses.replace(
-        cfg.trainer, model=dataclasses.replace(cfg.trainer.model, path=run.model_path)
-    )
-    if cfg.trainer_run.mode == "local":
-        reference = LocalTrainer(ref_cfg, run.store)
-    else:
-        options = run.trainer_options[:1] if run.trainer_options else [{}]
-        reference = RayTrainer(ref_cfg, run.store, options)
-    run.closers.append(reference.close)
-    return reference
+    return TrainerReference(run.trainer)
 
 
 def run_summary(cfg: RunConfig, last: dict[str, Any], started: float) -> dict[str, Any]:

@@ -43,6 +43,9 @@ class LocalTrainer:
     def compute_logprobs(self, samples: Sequence[Any]) -> list[Any]:
         return self.trainer.compute_logprobs(materialize_items(samples, self.store))
 
+    def reference_logprobs(self, samples: Sequence[Any]) -> list[Any]:
+        return self.trainer.reference_logprobs(materialize_items(samples, self.store))
+
     def reference_logps(self, pairs: Sequence[Any]) -> list[Any]:
         resolved = self.trainer.reference_logps(materialize_items(pairs, self.store))
         return [
@@ -83,6 +86,9 @@ class LoopTrainerActor(TrainerActor):
 
     def compute_logprobs(self, samples: list) -> list:
         return super().compute_logprobs(materialize_items(samples, self.store))
+
+    def reference_logprobs(self, samples: list) -> list:
+        return super().reference_logprobs(materialize_items(samples, self.store))
 
     def reference_logps(self, pairs: list) -> list:
         resolved = super().reference_logps(materialize_items(pairs, self.store))
@@ -129,6 +135,9 @@ class RayTrainer:
     def compute_logprobs(self, samples: Sequence[Any]) -> list[Any]:
         return self._gather("compute_logprobs", samples)
 
+    def reference_logprobs(self, samples: Sequence[Any]) -> list[Any]:
+        return self._gather("reference_logprobs", samples)
+
     def reference_logps(self, pairs: Sequence[Any]) -> list[Any]:
         values = self._gather("reference_logps", pairs)
         return [type(p)(p.chosen, p.rejected, c, r) for p, (c, r) in zip(pairs, values, strict=True)]
@@ -160,6 +169,16 @@ class RayTrainer:
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
         self.actors = []
+
+
+class TrainerReference:
+    """The loop's KL reference: the trainer's own ``reference_logprobs`` (the trainer ranks hold it)."""
+
+    def __init__(self, trainer: Any) -> None:
+        self.trainer = trainer
+
+    def compute_logprobs(self, samples: Sequence[Any]) -> list[Any]:
+        return self.trainer.reference_logprobs(samples)
 
 
 # ---- generation ----------------------------------------------------------------------------------
