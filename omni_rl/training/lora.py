@@ -76,7 +76,7 @@ def peft_config(settings: LoraSettings):
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
         target_modules=pattern if pattern else [],
-        target_parameters=[f"language_model.model.layers.{p}" for p in params] or None,
+        target_parameters=params or None,  # suffix match: only the decoder has mixer.experts
         bias="none",
     )
 
@@ -162,11 +162,15 @@ def _adapted(model: nn.Module) -> dict[str, tuple[nn.Module, str]]:
     return out
 
 
+def _merge(layer: nn.Module, weight: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``weight + alpha / r * B @ A``, added in float32, returned in the weight's dtype."""
+    return (weight.float() + _delta(layer, a, b)).to(weight.dtype)
+
+
 def merged_named_weights(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     """(base model name, merged weight on CPU) for every state-dict entry of a LoRA-adapted model, in
     state-dict order, adapters left out. Under FSDP2 each tensor (and each adapter pair) is gathered on
-    its own: collective, every rank must iterate to the end. Merged in float32, returned in the
-    weight's dtype."""
+    its own: collective, every rank must iterate to the end."""
     adapted = _adapted(model)
     state = model.state_dict()
     for key, tensor in state.items():
@@ -178,7 +182,25 @@ def merged_named_weights(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]
             layer, prefix = adapted[name]
             a = _full(state[f"{prefix}.lora_A.{ADAPTER}.weight"])
             b = _full(state[f"{prefix}.lora_B.{ADAPTER}.weight"])
-            weight = (weight.float() + _delta(layer, a, b)).to(weight.dtype)
+            weight = _merge(layer, weight, a, b)
+        yield name, weight
+
+
+def merged_with(
+    model: nn.Module, base: Iterator[tuple[str, torch.Tensor]], adapters: dict[str, torch.Tensor]
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """Merge ``adapters`` (adapted-model state-dict names) into a stream of base weights (base names):
+    ``model`` is the adapted model (the meta-device skeleton is enough) that says which weight each
+    adapter pair belongs to and its scale. Used by ``omni-rl export`` on a LoRA checkpoint."""
+    adapted = _adapted(model)
+    for name, weight in base:
+        if name in adapted:
+            layer, prefix = adapted[name]
+            a, b = (
+                adapters[f"{prefix}.lora_A.{ADAPTER}.weight"],
+                adapters[f"{prefix}.lora_B.{ADAPTER}.weight"],
+            )
+            weight = _merge(layer, weight, a, b)
         yield name, weight
 
 
