@@ -96,3 +96,47 @@ def test_a_lora_checkpoint_holds_the_adapters_resumes_and_exports_merged_weights
     model, processor = load_policy(tmp_path / "hf", dtype="float32", device="cpu")
     plain = PolicyTrainer(TrainerConfig(lr=1e-2), model_and_processor=(model, processor))
     assert max_diff(plain.compute_logprobs(items), want) < 1e-5
+
+
+def fsdp_worker(rank: int, world_size: int, init_method: str, out: str) -> None:
+    """FSDP2 on 2 gloo ranks: a LoRA trainer (merged weights gathered shard by shard, base as reference)
+    and a full-weight trainer with kl_coef > 0 (the reference a frozen FSDP2-sharded copy)."""
+    from omni_rl.training.policy_loss import PolicyLossConfig
+
+    torch.set_num_threads(1)
+    lora = LoraSettings(rank=4, alpha=8, targets=["attention", "mamba", "shared_experts"])
+    cfg = TrainerConfig(lr=1e-2, max_grad_norm=None, parallel="fsdp", lora=lora)
+    t = PolicyTrainer(cfg, rank, world_size, init_method, model_and_processor=build_tiny_model(seed=3))
+    items = make_items(t.processor, n=4)[rank::world_size]
+    start = t.compute_logprobs(items)
+    t.train_step(items)
+    result = {
+        "merged": t.state_dict_for_sync("native"),
+        "moved": max_diff(t.compute_logprobs(items), start),
+        "reference": max_diff(t.reference_logprobs(items), start),
+    }
+    kl = TrainerConfig(lr=1e-2, parallel="fsdp", policy_loss=PolicyLossConfig(kl_coef=0.1))
+    full = PolicyTrainer(kl, rank, world_size, init_method, model_and_processor=build_tiny_model(seed=3))
+    ref = full.reference
+    result["ref_frozen"] = not any(p.requires_grad for p in ref.parameters())
+    result["ref_local"] = sum(p.to_local().numel() for p in ref.parameters())
+    result["ref_total"] = sum(p.numel() for p in ref.parameters())
+    result["ref_equal"] = max_diff(full.reference_logprobs(items), full.compute_logprobs(items))
+    if rank == 0:
+        torch.save(result, out)
+
+
+@pytest.mark.slow
+def test_fsdp2_gathers_merged_weights_and_shards_the_reference(tmp_path):
+    from omni_rl.training.distributed import launch_local
+
+    out = tmp_path / "rank0.pt"
+    launch_local(fsdp_worker, 2, str(out))
+    got = torch.load(out, weights_only=False)
+    assert got["moved"] > 1e-3 and got["reference"] < 1e-5
+    fresh = build_tiny_model(seed=3)[0].state_dict()
+    assert got["merged"].keys() == fresh.keys()
+    changed = [n for n in fresh if not torch.equal(fresh[n], got["merged"][n])]
+    assert changed and all(".mixer." in n for n in changed)  # only the adapted projections moved
+    assert got["ref_frozen"] and got["ref_local"] <= 0.55 * got["ref_total"]  # half per rank (+ padding)
+    assert got["ref_equal"] < 1e-6

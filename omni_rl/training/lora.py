@@ -7,6 +7,7 @@ rules stay as they are) into the decoder's
 - ``attention``: q/k/v/o projections of the attention layers;
 - ``mamba``: the Mamba-2 mixers' ``in_proj`` / ``out_proj``;
 - ``shared_experts``: the MoE layers' shared-expert ``up_proj`` / ``down_proj``;
+- ``lm_head``: the output projection (optional; lets a small adapter move the answer tokens directly);
 - ``experts``: the routed experts. They are fused 3-D parameters (``experts.up_proj`` is
   ``(experts, out, in)``), not ``nn.Linear`` modules, so they go through peft's ``target_parameters``
   (one rank-r adapter per expert, ``ParamWrapper``).
@@ -37,7 +38,7 @@ TARGET_MODULES = {
     "shared_experts": ("shared_experts.up_proj", "shared_experts.down_proj"),
 }
 TARGET_PARAMETERS = {"experts": ("mixer.experts.up_proj", "mixer.experts.down_proj")}
-TARGETS = (*TARGET_MODULES, *TARGET_PARAMETERS)
+TARGETS = (*TARGET_MODULES, "lm_head", *TARGET_PARAMETERS)
 ADAPTER = "default"  # peft's adapter name
 _ADAPTER_KEY = re.compile(r"\.lora_(A|B)\.")
 
@@ -70,7 +71,12 @@ def peft_config(settings: LoraSettings):
 
     modules = [m for t in settings.targets for m in TARGET_MODULES.get(t, ())]
     params = [p for t in settings.targets for p in TARGET_PARAMETERS.get(t, ())]
-    pattern = DECODER + "(" + "|".join(re.escape(m) for m in modules) + ")" if modules else None
+    alternatives = []
+    if modules:
+        alternatives.append(DECODER + "(" + "|".join(re.escape(m) for m in modules) + ")")
+    if "lm_head" in settings.targets:
+        alternatives.append(r"language_model\.lm_head")
+    pattern = "|".join(f"(?:{a})" for a in alternatives) or None
     return LoraConfig(
         r=settings.rank,
         lora_alpha=settings.alpha,
