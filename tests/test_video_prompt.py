@@ -40,7 +40,9 @@ def video_row(tmp_path_factory):
 
 def engine_prompt_ids(processor, store, ref) -> list[int]:
     """What the vLLM path builds: its text and its (frames, metadata) item, tokenised with the metadata."""
-    prompt = vllm_prompt(GenerationRequest("v", MESSAGES, [ref], SamplingParams()), processor.tokenizer, store)
+    prompt = vllm_prompt(
+        GenerationRequest("v", MESSAGES, [ref], SamplingParams()), processor.tokenizer, store
+    )
     frames, meta = prompt["multi_modal_data"]["video"]
     fields = {k: meta[k] for k in ("fps", "duration", "total_num_frames", "frames_indices")}
     out = processor(text=[prompt["prompt"]], videos=[frames], video_metadata=VideoMetadata(**fields),

@@ -64,7 +64,8 @@ def materialize(sample: MultimodalSample, store: Any) -> MultimodalSample:
         raise ValueError("sample holds MediaRefs but this worker has no MediaStore to resolve them")
     decoded = iter(store.get_many(refs))
     items = {
-        name: [next(decoded) if isinstance(x, MediaRef) else x for x in getattr(sample, name)] for name in fields
+        name: [next(decoded) if isinstance(x, MediaRef) else x for x in getattr(sample, name)]
+        for name in fields
     }
     replaced = {name: [_array(x) for x in values] for name, values in items.items()}
     if any(isinstance(v, DecodedVideo) for v in items["videos"]):  # the prompt labels frame timestamps

@@ -15,10 +15,9 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
-
-import av
 from typing import Any
 
+import av
 import numpy as np
 
 from omni_rl.media.audio import decode_audio_stream, stream_duration
