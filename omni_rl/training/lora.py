@@ -7,6 +7,8 @@ rules stay as they are) into the decoder's
 - ``attention``: q/k/v/o projections of the attention layers;
 - ``mamba``: the Mamba-2 mixers' ``in_proj`` / ``out_proj``;
 - ``shared_experts``: the MoE layers' shared-expert ``up_proj`` / ``down_proj``;
+- ``projectors``: the image and audio projectors' two linear layers (optional; the media reach the
+  decoder through them);
 - ``lm_head``: the output projection (optional; lets a small adapter move the answer tokens directly);
 - ``experts``: the routed experts. They are fused 3-D parameters (``experts.up_proj`` is
   ``(experts, out, in)``), not ``nn.Linear`` modules, so they go through peft's ``target_parameters``
@@ -38,7 +40,7 @@ TARGET_MODULES = {
     "shared_experts": ("shared_experts.up_proj", "shared_experts.down_proj"),
 }
 TARGET_PARAMETERS = {"experts": ("mixer.experts.up_proj", "mixer.experts.down_proj")}
-TARGETS = (*TARGET_MODULES, "lm_head", *TARGET_PARAMETERS)
+TARGETS = (*TARGET_MODULES, "projectors", "lm_head", *TARGET_PARAMETERS)
 ADAPTER = "default"  # peft's adapter name
 _ADAPTER_KEY = re.compile(r"\.lora_(A|B)\.")
 
@@ -74,6 +76,8 @@ def peft_config(settings: LoraSettings):
     alternatives = []
     if modules:
         alternatives.append(DECODER + "(" + "|".join(re.escape(m) for m in modules) + ")")
+    if "projectors" in settings.targets:
+        alternatives.append(r"(multi_modal_projector|embed_audio)\.linear_[12]")
     if "lm_head" in settings.targets:
         alternatives.append(r"language_model\.lm_head")
     pattern = "|".join(f"(?:{a})" for a in alternatives) or None
