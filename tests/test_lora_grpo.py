@@ -13,7 +13,8 @@ from omni_rl.config import load_config
 from omni_rl.logging import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = 120
+STEPS = 100
+THRESHOLD = 0.5  # chance ~0.01; always naming one colour ~0.25; measured 0.73 over steps 81-100
 
 
 @pytest.mark.slow
