@@ -144,6 +144,7 @@ def start_run(cfg: RunConfig, *, generation: bool, scoring: bool) -> Run:
         model=dataclasses.replace(cfg.trainer.model, path=model_path),
         seed=cfg.seed,
         keep_last=cfg.checkpoint.keep,
+        hold_reference=getattr(cfg, "mode", "") == "online",  # online DPO scores against the initial policy
     )
     use_ray = needs_ray(cfg)
     run = Run(cfg, model_path, store=None, trainer=None)
@@ -297,7 +298,7 @@ def start_reference(run: Run) -> Any:
     the LoRA base with adapters off; ``omni_rl.training.reference``), so it needs no GPU of its own."""
     from omni_rl.algorithms.workers import TrainerReference
 
-    return TrainerReference(run.trainer)
+    return TrainerReference(run.trainer, run.cfg.trainer.dpo_length_average)
 
 
 def run_summary(cfg: RunConfig, last: dict[str, Any], started: float) -> dict[str, Any]:

@@ -172,13 +172,26 @@ class RayTrainer:
 
 
 class TrainerReference:
-    """The loop's KL reference: the trainer's own ``reference_logprobs`` (the trainer ranks hold it)."""
+    """The loop's reference (GRPO's KL, online DPO): the trainer's own ``reference_logprobs`` (the
+    trainer ranks hold it). ``length_average``: DPO on mean token log-probs (``dpo_length_average``)."""
 
-    def __init__(self, trainer: Any) -> None:
+    def __init__(self, trainer: Any, length_average: bool = False) -> None:
         self.trainer = trainer
+        self.length_average = length_average
 
     def compute_logprobs(self, samples: Sequence[Any]) -> list[Any]:
         return self.trainer.reference_logprobs(samples)
+
+    def reference_logps(self, pairs: Sequence[Any]) -> list[Any]:
+        """``pairs`` with the reference's sequence log-probs of chosen and rejected."""
+        lps = self.compute_logprobs([s for p in pairs for s in (p.chosen, p.rejected)])
+
+        def seq(t: Any) -> float:
+            return float(t.sum() / max(1, t.numel())) if self.length_average else float(t.sum())
+
+        return [
+            type(p)(p.chosen, p.rejected, seq(lps[2 * i]), seq(lps[2 * i + 1])) for i, p in enumerate(pairs)
+        ]
 
 
 # ---- generation ----------------------------------------------------------------------------------

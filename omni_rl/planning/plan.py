@@ -189,9 +189,10 @@ def make_plan(cfg: Any, shape: ModelShape | None = None, device: str | None = No
 
 
 def reference_rows(cfg: Any, shape: ModelShape, s: TrainerSettings) -> list[Row]:
-    """The KL reference on each trainer rank (``omni_rl.training.reference``): a frozen copy sharded like
-    the policy (no gradients, no optimizer state); none with LoRA (the frozen base is the reference)."""
-    if cfg.trainer.policy_loss.kl_coef <= 0:
+    """The reference (GRPO's KL, online DPO) on each trainer rank (``omni_rl.training.reference``): a frozen
+    copy sharded like the policy (no gradients, no optimizer state); none with LoRA (the frozen base)."""
+    online_dpo = getattr(cfg, "mode", "") == "online"
+    if cfg.trainer.policy_loss.kl_coef <= 0 and not (online_dpo or cfg.trainer.hold_reference):
         return []
     if cfg.trainer.lora is not None:
         return [Row("reference model (KL)", 0.0, "the LoRA base with adapters off: no copy")]

@@ -157,8 +157,8 @@ class PolicyTrainer:
         if cfg.moe_aux.freeze_routers and self.has_routers:
             freeze_routers(model)
         # the KL reference: the LoRA base itself (adapters off), else a frozen copy sharded like the policy
-        kl = cfg.policy_loss.kl_coef > 0
-        reference = frozen_copy(model) if kl and cfg.lora is None else None
+        wanted = cfg.hold_reference or cfg.policy_loss.kl_coef > 0
+        reference = frozen_copy(model) if wanted and cfg.lora is None else None
         if cfg.lora is not None:
             model = apply_lora(model, cfg.lora)
             if stream_from is not None:

@@ -65,6 +65,9 @@ class TrainerConfig:
     # LoRA adapters on the language model instead of full fine-tuning (omni_rl.training.lora); the
     # frozen base is then also the KL reference. None: every unfrozen parameter trains
     lora: LoraSettings | None = None
+    # keep a frozen copy of the initial policy on the trainer ranks for ``reference_logprobs`` (also
+    # implied by policy_loss.kl_coef > 0; with LoRA the base is the reference and no copy is made)
+    hold_reference: bool = False
     # placement
     seed: int = 0  # seeds python, numpy and torch when the trainer is built
     device: str = "auto"  # "auto": cuda if available, else cpu
