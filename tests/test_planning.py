@@ -37,9 +37,10 @@ def test_every_shipped_gpu_config_fits(path, capsys):
     found = PLAN_LINE.match(out[-1])
     assert found, out[-1]
     fits, total, active, trainer, engine, gpu = found.groups()
-    assert fits == "true" and float(gpu) == 80.0
+    size = load_run_config(path, []).cluster.placement.gpu_memory_gib
+    assert fits == "true" and float(gpu) == size in (80, 141)  # 8 x 80 GB nodes, or one H200
     assert 31e9 < int(total) < 34e9 and 3e9 < int(active) < 6e9  # the real model, from its name
-    assert 0 < float(trainer) <= 80.0 and float(engine) <= 80.0
+    assert 0 < float(trainer) <= size and float(engine) <= size
     assert "trainer rank (per GPU)" in "\n".join(out)
 
 
@@ -153,3 +154,36 @@ def test_the_readme_shows_the_plan_as_it_is(capsys):
     assert main(["plan", "--config", str(ROOT / "configs/nemotron_omni_grpo.yaml")]) == 0
     printed = capsys.readouterr().out.strip()
     assert printed in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_one_gpu_lora_config_counts_a_frozen_base_and_the_adapters():
+    """ONE 141 GB H200, colocated, LoRA, sleeping engine: the base is held once in bf16 without gradients
+    or AdamW state, only the adapters train, and the reference (KL) is the base itself (no copy)."""
+    cfg = load_run_config(ROOT / "configs/nemotron_omni_grpo_1gpu.yaml", [])
+    assert cfg.trainer.lora is not None and cfg.generation.sleep_while_training
+    assert cfg.trainer.policy_loss.kl_coef > 0
+    plan = make_plan(cfg)
+    assert plan.fits and plan.gpu_bytes == 141 * 2**30
+    assert [c.name for c in plan.checks] == ["colocated GPU, generating", "colocated GPU, training"]
+    shape, rows = plan.shape, {r.what: r.bytes for r in plan.trainer_resident + plan.trainer_transient}
+    adapters = shape.numel(trainable=True)
+    assert adapters == shape.numel(groups=("lora",)) and 0 < adapters < 1e-3 * shape.base_numel()
+    assert rows["parameters (bfloat16)"] == (shape.base_numel() + adapters) * 2
+    assert rows["optimizer states (AdamW, 2 x float32)"] == adapters * 8 + 4 * sum(
+        1 for p in shape.params if p.trainable
+    )
+    assert rows["gradients (bfloat16)"] == adapters * 2
+    assert [r.bytes for r in plan.reference] == [0.0]
+    assert plan.sync_bytes == shape.base_numel() * 2  # merged weights, not adapters
+    # without LoRA the same GPU cannot hold the trainer (full AdamW state) and the engine
+    full = replace(cfg, trainer=replace(cfg.trainer, lora=None))
+    assert not make_plan(full).fits
+
+
+def test_the_reference_is_a_frozen_shard_on_every_trainer_rank():
+    cfg = load_run_config(ROOT / "configs/nemotron_omni_grpo.yaml", ["trainer.policy_loss.kl_coef=0.01"])
+    plan = make_plan(cfg)
+    (row,) = plan.reference
+    assert row.bytes == pytest.approx(plan.shape.numel() * 2 / 8, rel=0.01)  # bf16, sharded 1/8
+    assert "sharded 1/8" in row.note
+    assert all(any(r is row for r in c.rows) for c in plan.checks)  # in both phases of the GPU

@@ -14,6 +14,7 @@ from typing import Any
 from omni_rl.data.schema import Prompt
 from omni_rl.generation.prompts import chat_messages
 from omni_rl.media.types import DecodedAudio, DecodedImage, DecodedVideo, MediaRef
+from omni_rl.media.video import sampling_metadata
 from omni_rl.models.batching import MultimodalSample
 from omni_rl.training.items import PreferencePair, TrainItem
 
@@ -62,10 +63,15 @@ def materialize(sample: MultimodalSample, store: Any) -> MultimodalSample:
     if store is None:
         raise ValueError("sample holds MediaRefs but this worker has no MediaStore to resolve them")
     decoded = iter(store.get_many(refs))
-    replaced = {
-        name: [_array(next(decoded)) if isinstance(x, MediaRef) else x for x in getattr(sample, name)]
+    items = {
+        name: [next(decoded) if isinstance(x, MediaRef) else x for x in getattr(sample, name)]
         for name in fields
     }
+    replaced = {name: [_array(x) for x in values] for name, values in items.items()}
+    if any(isinstance(v, DecodedVideo) for v in items["videos"]):  # the prompt labels frame timestamps
+        replaced["video_metadata"] = [
+            sampling_metadata(v) if isinstance(v, DecodedVideo) else None for v in items["videos"]
+        ]
     return dataclasses.replace(sample, **replaced)
 
 

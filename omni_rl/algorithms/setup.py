@@ -144,6 +144,7 @@ def start_run(cfg: RunConfig, *, generation: bool, scoring: bool) -> Run:
         model=dataclasses.replace(cfg.trainer.model, path=model_path),
         seed=cfg.seed,
         keep_last=cfg.checkpoint.keep,
+        hold_reference=getattr(cfg, "mode", "") == "online",  # online DPO scores against the initial policy
     )
     use_ray = needs_ray(cfg)
     run = Run(cfg, model_path, store=None, trainer=None)
@@ -309,20 +310,11 @@ def _env_options(cfg: Any, label: str) -> dict[str, Any]:
 
 
 def start_reference(run: Run) -> Any:
-    """A frozen copy of the initial policy (same placement as trainer rank 0) for reference logprobs."""
-    from omni_rl.algorithms.workers import LocalTrainer, RayTrainer
+    """The KL reference: held by the trainer ranks themselves (a frozen copy sharded like the policy, or
+    the LoRA base with adapters off; ``omni_rl.training.reference``), so it needs no GPU of its own."""
+    from omni_rl.algorithms.workers import TrainerReference
 
-    cfg = run.cfg
-    ref_cfg = dataclasses.replace(
-        cfg.trainer, model=dataclasses.replace(cfg.trainer.model, path=run.model_path)
-    )
-    if cfg.trainer_run.mode == "local":
-        reference = LocalTrainer(ref_cfg, run.store)
-    else:
-        options = run.trainer_options[:1] if run.trainer_options else [{}]
-        reference = RayTrainer(ref_cfg, run.store, options)
-    run.closers.append(reference.close)
-    return reference
+    return TrainerReference(run.trainer, run.cfg.trainer.dpo_length_average)
 
 
 def run_summary(cfg: RunConfig, last: dict[str, Any], started: float) -> dict[str, Any]:

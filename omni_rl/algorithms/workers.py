@@ -47,6 +47,9 @@ class LocalTrainer:
     def compute_logprobs(self, samples: Sequence[Any]) -> list[Any]:
         return self.trainer.compute_logprobs(materialize_items(samples, self.store))
 
+    def reference_logprobs(self, samples: Sequence[Any]) -> list[Any]:
+        return self.trainer.reference_logprobs(materialize_items(samples, self.store))
+
     def reference_logps(self, pairs: Sequence[Any]) -> list[Any]:
         resolved = self.trainer.reference_logps(materialize_items(pairs, self.store))
         return [
@@ -102,6 +105,9 @@ class LoopTrainerActor(TrainerActor):
 
     def compute_logprobs(self, samples: list) -> list:
         return super().compute_logprobs(materialize_items(samples, self.store))
+
+    def reference_logprobs(self, samples: list) -> list:
+        return super().reference_logprobs(materialize_items(samples, self.store))
 
     def reference_logps(self, pairs: list) -> list:
         resolved = super().reference_logps(materialize_items(pairs, self.store))
@@ -161,6 +167,9 @@ class RayTrainer:
     def compute_logprobs(self, samples: Sequence[Any]) -> list[Any]:
         return self._gather("compute_logprobs", samples)
 
+    def reference_logprobs(self, samples: Sequence[Any]) -> list[Any]:
+        return self._gather("reference_logprobs", samples)
+
     def reference_logps(self, pairs: Sequence[Any]) -> list[Any]:
         values = self._gather("reference_logps", pairs)
         return [type(p)(p.chosen, p.rejected, c, r) for p, (c, r) in zip(pairs, values, strict=True)]
@@ -217,6 +226,29 @@ class RayTrainer:
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
         self.actors = []
+
+
+class TrainerReference:
+    """The loop's reference (GRPO's KL, online DPO): the trainer's own ``reference_logprobs`` (the
+    trainer ranks hold it). ``length_average``: DPO on mean token log-probs (``dpo_length_average``)."""
+
+    def __init__(self, trainer: Any, length_average: bool = False) -> None:
+        self.trainer = trainer
+        self.length_average = length_average
+
+    def compute_logprobs(self, samples: Sequence[Any]) -> list[Any]:
+        return self.trainer.reference_logprobs(samples)
+
+    def reference_logps(self, pairs: Sequence[Any]) -> list[Any]:
+        """``pairs`` with the reference's sequence log-probs of chosen and rejected."""
+        lps = self.compute_logprobs([s for p in pairs for s in (p.chosen, p.rejected)])
+
+        def seq(t: Any) -> float:
+            return float(t.sum() / max(1, t.numel())) if self.length_average else float(t.sum())
+
+        return [
+            type(p)(p.chosen, p.rejected, seq(lps[2 * i]), seq(lps[2 * i + 1])) for i, p in enumerate(pairs)
+        ]
 
 
 # ---- generation ----------------------------------------------------------------------------------

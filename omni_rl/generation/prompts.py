@@ -16,6 +16,7 @@ import numpy as np
 from omni_rl.data.schema import MediaPart, Message, TextPart
 from omni_rl.generation.base import GenerationRequest, MediaResolver, resolve_media
 from omni_rl.media.types import DecodedAudio, DecodedImage, DecodedVideo
+from omni_rl.media.video import sampling_metadata
 from omni_rl.models.batching import MultimodalSample
 
 PART_MODALITY = {
@@ -79,6 +80,7 @@ def to_sample(
             f"media: messages have {len(modalities)} media part(s) but {len(items)} item(s) given"
         )
     arrays: dict[str, list[np.ndarray]] = {"image": [], "audio": [], "video": []}
+    video_metadata = [sampling_metadata(item) for item in items if isinstance(item, DecodedVideo)]
     for i, (modality, item) in enumerate(zip(modalities, items, strict=True)):
         expected = DECODED_TYPES[modality]
         if not isinstance(item, expected):
@@ -92,6 +94,7 @@ def to_sample(
         images=arrays["image"],
         audio=arrays["audio"],
         videos=arrays["video"],
+        video_metadata=video_metadata,
         chat_kwargs=dict(request.chat_kwargs),
     )
 

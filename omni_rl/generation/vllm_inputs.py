@@ -70,13 +70,6 @@ def guard_llvmlite_for_vllm() -> None:
 
 def video_input(video: DecodedVideo) -> tuple[np.ndarray, dict[str, Any]]:
     """vLLM's video item: the frames and the metadata of how they were sampled from the source."""
-    indices = [int(i) for i in video.frame_indices]
-    total = max(round(video.duration_s * video.source_fps), (max(indices) + 1) if indices else 0)
-    return video.frames, {
-        "fps": float(video.source_fps),
-        "duration": float(video.duration_s),
-        "total_num_frames": total,
-        "frames_indices": indices,
-        "video_backend": "omni_rl",
-        "do_sample_frames": False,
-    }
+    from omni_rl.media.video import sampling_metadata
+
+    return video.frames, {**sampling_metadata(video), "video_backend": "omni_rl", "do_sample_frames": False}

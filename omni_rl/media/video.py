@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import av
 import numpy as np
@@ -161,6 +162,21 @@ def decode_video(data: bytes, params: VideoParams, audio_params: AudioParams, la
         duration_s=plan.duration_s,
         audio=audio,
     )
+
+
+def sampling_metadata(video: DecodedVideo) -> dict[str, Any]:
+    """How the frames were sampled from the source: the source frame rate, duration, frame count and
+    the kept frames' indices. vLLM's processor and the HF processor (``video_metadata``) both label
+    frame k of the prompt "sampled at frames_indices[k] * int(1000 / fps) / 1000 seconds", so the
+    trainer and the engines must be given the same values to tokenise a video row the same way."""
+    indices = [int(i) for i in video.frame_indices]
+    total = max(round(video.duration_s * video.source_fps), (max(indices) + 1) if indices else 0)
+    return {
+        "fps": float(video.source_fps),
+        "duration": float(video.duration_s),
+        "total_num_frames": int(total),
+        "frames_indices": indices,
+    }
 
 
 def _open(data: bytes, label: str) -> av.container.InputContainer:

@@ -38,6 +38,10 @@ class MultimodalSample:
     images: Sequence[Any] = ()  # PIL images or HxWxC uint8 arrays
     audio: Sequence[np.ndarray] = ()  # mono float waveforms at the processor's sampling rate (16 kHz)
     videos: Sequence[Any] = ()  # at most one: TxHxWxC uint8 array (or list of frames)
+    # per video, how its frames were sampled (``omni_rl.media.video.sampling_metadata``): the prompt then
+    # labels each frame with its timestamp, as vLLM's processor does with the same metadata; None or
+    # absent: frames are labelled by number only
+    video_metadata: Sequence[dict[str, Any] | None] = ()
     chat_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"enable_thinking": False}
 
 
@@ -129,6 +133,11 @@ def encode_sample(processor, sample: MultimodalSample) -> EncodedSample:
         kwargs["sampling_rate"] = processor.audio_sampling_rate
     if sample.videos:
         kwargs["videos"] = [np.asarray(sample.videos[0])]
+        meta = sample.video_metadata[0] if sample.video_metadata else None
+        if meta is not None:  # the processor takes one VideoMetadata (one video per prompt)
+            from transformers.video_utils import VideoMetadata
+
+            kwargs["video_metadata"] = VideoMetadata(**meta)
     out = processor(text=[text], return_tensors="pt", add_special_tokens=False, **kwargs)
     prompt_ids = out["input_ids"][0].tolist()
     media = {k: v for k, v in out.items() if k not in ("input_ids", "attention_mask")}

@@ -138,17 +138,20 @@ def plan_for(model: nn.Module, folder: str | Path) -> dict[str, Source]:
 
 
 @torch.no_grad()
-def load_shards(model: nn.Module, folder: str | Path, plan: dict[str, Source]) -> dict[str, int]:
+def load_shards(
+    model: nn.Module, folder: str | Path, plan: dict[str, Source], skip: frozenset[str] = frozenset()
+) -> dict[str, int]:
     """Fill every parameter's local shard and every buffer of ``model`` (already materialised with
-    ``to_empty``) from the checkpoint ``folder``, as ``plan`` (``plan_for``) says. Returns counts of
-    tensors and bytes read."""
+    ``to_empty``) from the checkpoint ``folder``, as ``plan`` (``plan_for``) says; the entries named in
+    ``skip`` (LoRA adapters) are not in the checkpoint and are left alone. Returns counts of tensors and
+    bytes read."""
     files = CheckpointFiles(folder)
     tensors = read = 0
     state = dict(model.named_parameters())
     state.update(dict(model.named_buffers()))
     persistent = set(model.state_dict())
     for name, tensor in state.items():
-        if name not in persistent:  # non-persistent buffers were computed by init_buffers
+        if name not in persistent or name in skip:  # non-persistent buffers: computed by init_buffers
             continue
         local, start, stop = local_rows(tensor)
         if local.numel() == 0:

@@ -136,11 +136,13 @@ def trainer_rows(
         units = shape.unit_numels()
         root = units.pop("root", 0)
         largest = max(units.values(), default=0)
-        trainable_root = sum(x.numel for x in shape.params if x.trainable and x.unit == "root")
+        trainable_units = shape.unit_numels(trainable=True)
+        trainable_root = trainable_units.pop("root", 0)
+        largest_trainable = max(trainable_units.values(), default=0)
         transient.append(Row(f"gathered parameters ({s.compute_dtype})", (root + 2 * largest) * c,
                              "root unit (encoders, embeddings, LM head) + 2 decoder layers (prefetch)"))  # fmt: skip
         extra, how = (4, f"{s.compute_dtype} + a float32 copy") if s.reduce_float32 else (0, s.compute_dtype)
-        transient.append(Row("unsharded gradients before reduce-scatter", (trainable_root + largest) * (c + extra),
+        transient.append(Row("unsharded gradients before reduce-scatter", (trainable_root + largest_trainable) * (c + extra),
                              f"root + one layer, {how}"))  # fmt: skip
     transient.extend(activation_rows(shape, s))
     return resident, transient, host
@@ -162,7 +164,7 @@ def engine_rows(shape: ModelShape, s: EngineSettings) -> list[Row]:
     t, tp = shape.text, s.tp
     w = DTYPE_BYTES[s.dtype]
     llm = shape.numel(groups=("language", "router"))
-    replicated = shape.numel() - llm
+    replicated = shape.base_numel() - llm
     seqs, length = s.max_num_seqs, s.max_model_len
     attention = shape.layer_types.count("full_attention")
     kv_heads = max(1, t["num_key_value_heads"] // tp)  # vLLM replicates KV heads when tp > kv heads

@@ -139,13 +139,11 @@ def make_plan(cfg: Any, shape: ModelShape | None = None, device: str | None = No
     placement = cfg.cluster.placement
     device = device or (placement.device if placement.device != "auto" else "gpu")
     if shape is None:
-        shape = model_shape(model_config(cfg), frozen_groups(cfg.trainer.model))
-    resident, transient, host = trainer_rows(shape, trainer_settings(cfg, device))
+        shape = model_shape(model_config(cfg), frozen_groups(cfg.trainer.model), cfg.trainer.lora)
+    settings = trainer_settings(cfg, device)
+    resident, transient, host = trainer_rows(shape, settings)
     plan = Plan(device, placement.mode, shape, resident, transient, host)
-    kl = cfg.trainer.policy_loss.kl_coef > 0
-    if kl:  # a frozen full copy beside trainer rank 0 (omni_rl.algorithms.setup.start_reference)
-        p = DTYPE_BYTES[cfg.trainer.model.param_dtype]
-        plan.reference = [Row("reference model (KL)", shape.numel() * p, "full copy on trainer rank 0's GPU")]
+    plan.reference = reference_rows(cfg, shape, settings)
     generation = getattr(cfg, "generation", None)
     offline = getattr(cfg, "mode", "") == "offline"  # offline DPO samples nothing
     ray_engines = (
@@ -157,7 +155,7 @@ def make_plan(cfg: Any, shape: ModelShape | None = None, device: str | None = No
     if ray_engines:
         settings, share = engine_settings(cfg, shape)
         plan.engine = engine_rows(shape, settings)
-        plan.sync_bytes = shape.numel() * DTYPE_BYTES[settings.dtype]
+        plan.sync_bytes = shape.base_numel() * DTYPE_BYTES[settings.dtype]
         plan.engines = placement.generation_workers or max(1, placement.trainer_workers // settings.tp)
     if device != "gpu":
         return plan
@@ -188,6 +186,20 @@ def make_plan(cfg: Any, shape: ModelShape | None = None, device: str | None = No
             plan.checks.append(GpuCheck("generation GPU", engine_held, gpu))
     plan.advice = advice(plan, cfg)
     return plan
+
+
+def reference_rows(cfg: Any, shape: ModelShape, s: TrainerSettings) -> list[Row]:
+    """The reference (GRPO's KL, online DPO) on each trainer rank (``omni_rl.training.reference``): a frozen
+    copy sharded like the policy (no gradients, no optimizer state); none with LoRA (the frozen base)."""
+    online_dpo = getattr(cfg, "mode", "") == "online"
+    if cfg.trainer.policy_loss.kl_coef <= 0 and not (online_dpo or cfg.trainer.hold_reference):
+        return []
+    if cfg.trainer.lora is not None:
+        return [Row("reference model (KL)", 0.0, "the LoRA base with adapters off: no copy")]
+    ranks = s.ranks if s.sharded else 1
+    numel = sum(x.shard_numel(ranks) for x in shape.params)
+    shard = f"frozen copy sharded 1/{ranks} like the policy" if ranks > 1 else "frozen full copy"
+    return [Row(f"reference model (KL, {s.param_dtype})", numel * DTYPE_BYTES[s.param_dtype], shard)]
 
 
 def advice(plan: Plan, cfg: Any) -> list[str]:
@@ -240,7 +252,7 @@ def format_plan(plan: Plan) -> str:
     if plan.trainer_host:
         lines += ["trainer rank: host memory (trainer.offload)", *_fmt(plan.trainer_host)]
     if plan.reference:
-        lines += ["reference (trainer rank 0's GPU)", *_fmt(plan.reference)]
+        lines += ["reference (KL) on each trainer rank", *_fmt(plan.reference)]
     if plan.engine:
         lines += [f"generation engine shard (per GPU, {plan.engines} engines)", *_fmt(plan.engine)]
         lines.append(f"  {'weight sync per step and engine':<58} {plan.sync_bytes / GiB:9.2f} GiB")

@@ -57,6 +57,10 @@ class ModelShape:
     layer_types: list[str]  # per decoder layer: linear_attention (Mamba-2), full_attention, moe, mlp
     text: dict[str, Any] = field(default_factory=dict)  # the decoder's config values the rows need
 
+    def base_numel(self) -> int:
+        """Parameters of the model itself (without LoRA adapters): what an engine serves."""
+        return self.numel() - self.numel(groups=("lora",))
+
     def numel(self, *, trainable: bool | None = None, groups: tuple[str, ...] | None = None) -> int:
         return sum(
             p.numel
@@ -64,10 +68,12 @@ class ModelShape:
             if (trainable is None or p.trainable == trainable) and (groups is None or p.group in groups)
         )
 
-    def unit_numels(self) -> dict[str, int]:
-        """Parameters per FSDP2 unit: "root" and "layer.<i>"."""
+    def unit_numels(self, trainable: bool | None = None) -> dict[str, int]:
+        """Parameters per FSDP2 unit: "root" and "layer.<i>" (``trainable``: only those, or only frozen)."""
         out: dict[str, int] = {}
         for p in self.params:
+            if trainable is not None and p.trainable != trainable:
+                continue
             key = "root" if p.unit == "root" else f"layer.{p.layer}"
             out[key] = out.get(key, 0) + p.numel
         return out
@@ -86,12 +92,20 @@ def model_config(cfg: Any) -> Any:
     return load_model_config(cfg.model.path)
 
 
-def model_shape(config: Any, frozen_groups: tuple[str, ...] = ()) -> ModelShape:
-    """Parameter shapes of the model ``config`` describes (built on the meta device)."""
+def model_shape(config: Any, frozen_groups: tuple[str, ...] = (), lora: Any = None) -> ModelShape:
+    """Parameter shapes of the model ``config`` describes (built on the meta device). ``lora``
+    (``trainer.lora``): the adapters are injected as the trainer does; they are the only trainable
+    parameters, in group ``lora``; the parameter counts are the base model's."""
     from omni_rl.models.loading import parameter_group
     from omni_rl.models.nemotron_omni import build_on_meta
 
     model = build_on_meta(config)
+    with torch.device("meta"):
+        counts = count_parameters(model)
+    if lora is not None:
+        from omni_rl.training.lora import apply_lora, is_adapter_key
+
+        apply_lora(model, lora)
     text = config.text_config
     layer_ids = {
         id(p): i for i, layer in enumerate(model.language_model.model.layers) for p in layer.parameters()
@@ -99,6 +113,10 @@ def model_shape(config: Any, frozen_groups: tuple[str, ...] = ()) -> ModelShape:
     params = []
     for name, param in model.named_parameters():
         group = parameter_group(name)
+        trainable = group not in frozen_groups
+        if lora is not None:
+            trainable = is_adapter_key(name)
+            group = "lora" if trainable else group
         layer = layer_ids.get(id(param), -1)
         params.append(
             ParamShape(
@@ -107,7 +125,7 @@ def model_shape(config: Any, frozen_groups: tuple[str, ...] = ()) -> ModelShape:
                 group=group,
                 unit="root" if layer < 0 else "layer",
                 layer=layer,
-                trainable=group not in frozen_groups,
+                trainable=trainable,
             )
         )
     values = {
@@ -134,8 +152,6 @@ def model_shape(config: Any, frozen_groups: tuple[str, ...] = ()) -> ModelShape:
     }
     if values["head_dim"] is None:
         values["head_dim"] = text.hidden_size // text.num_attention_heads
-    with torch.device("meta"):
-        counts = count_parameters(model)
     return ModelShape(params, counts, list(text.layers_block_type), values)
 
 

@@ -63,10 +63,17 @@ from omni_rl.training.items import (
     per_token,
     plan_micro_batches,
 )
+from omni_rl.training.lora import (
+    apply_lora,
+    init_adapter_shards,
+    merged_named_weights,
+    renamed_plan,
+)
 from omni_rl.training.moe_aux import collect_router_logits, freeze_routers, is_router, moe_aux_loss
 from omni_rl.training.optim import build_optimizer, build_scheduler, clip_gradients
 from omni_rl.training.policy_loss import policy_loss
 from omni_rl.training.ppo_update import run_updates
+from omni_rl.training.reference import frozen_copy, scoring_model
 from omni_rl.training.router_replay import ReplayStats, replay_routes
 from omni_rl.training.step_metrics import MetricSums
 from omni_rl.training.trainer_checkpoint import load_trainer, save_trainer
@@ -153,6 +160,13 @@ class PolicyTrainer:
         self.has_routers = any(is_router(m) for m in model.modules())
         if cfg.moe_aux.freeze_routers and self.has_routers:
             freeze_routers(model)
+        # the KL reference: the LoRA base itself (adapters off), else a frozen copy sharded like the policy
+        wanted = cfg.hold_reference or cfg.policy_loss.kl_coef > 0
+        reference = frozen_copy(model) if wanted and cfg.lora is None else None
+        if cfg.lora is not None:
+            model = apply_lora(model, cfg.lora)
+            if stream_from is not None:
+                stream_from = (stream_from[0], *renamed_plan(stream_from[1], model))
         layer_params = {id(p) for unit in dist_utils.fsdp_units(model) for p in unit.parameters()}
         self._root_params = {
             n for n, p in model.named_parameters() if p.requires_grad and id(p) not in layer_params
@@ -163,18 +177,24 @@ class PolicyTrainer:
         if parallel == "fsdp":
             with torch.device("meta"):
                 self.hf_model = type(model)(model.config)
-            dist_utils.apply_fsdp2(
-                model,
-                self.device,
-                None if compute == param_dtype else compute,
-                offload=cfg.offload,
-                reduce_dtype=torch.float32 if cfg.reduce_dtype == "float32" else None,
-            )
-            if stream_from is not None:
-                model.to_empty(device=self.device)
-                init_buffers(model)
-                loaded = load_shards(model, *stream_from)
-                log.info("rank %d: read %s of %s", rank, loaded, stream_from[0])
+            for module in (model, reference) if reference is not None else (model,):
+                dist_utils.apply_fsdp2(
+                    module,
+                    self.device,
+                    None if compute == param_dtype else compute,
+                    offload=cfg.offload,
+                    reduce_dtype=torch.float32 if cfg.reduce_dtype == "float32" else None,
+                )
+                if stream_from is not None:
+                    module.to_empty(device=self.device)
+                    init_buffers(module)
+                    loaded = load_shards(module, *stream_from)
+                    log.info("rank %d: read %s of %s", rank, loaded, stream_from[0])
+            if stream_from is not None and cfg.lora is not None:
+                init_adapter_shards(model, cfg.seed + rank)
+        elif reference is not None:
+            reference.to(self.device)
+        self.reference = reference
         self.model, self.processor = model.train(), processor
         self.prompt_cache = PromptEncodeCache(processor)  # the processor once per prompt and step
         self.pad_id = processor.tokenizer.pad_token_id
@@ -211,12 +231,19 @@ class PolicyTrainer:
             return nullcontext(ReplayStats())
         return replay_routes(self.model, mb.batch.attention_mask, routes, enforce=self.cfg.router_replay)
 
-    def _scores(self, mb: MicroBatch, with_entropy: bool, items: Sequence[Any] | None = None):
-        """Forward of one micro-batch; ``items`` given: under router replay of their routes."""
+    def _scores(
+        self,
+        mb: MicroBatch,
+        with_entropy: bool,
+        items: Sequence[Any] | None = None,
+        model: torch.nn.Module | None = None,
+    ):
+        """Forward of one micro-batch (``model``: another than the policy, e.g. the KL reference);
+        ``items`` given: under router replay of their routes."""
         batch = mb.batch.to(self.device, dtype=self.compute_dtype)
-        with nullcontext() if items is None else self._replay(mb, items):
+        with nullcontext() if items is None or model is not None else self._replay(mb, items):
             return batch, completion_scores(
-                self.model,
+                self.model if model is None else model,
                 batch,
                 temperature=self.cfg.temperature or 1.0,
                 with_entropy=with_entropy,
@@ -224,30 +251,42 @@ class PolicyTrainer:
             )
 
     @torch.no_grad()
-    def compute_logprobs(self, samples: Sequence[MultimodalSample | TrainItem]) -> list[torch.Tensor]:
+    def compute_logprobs(
+        self, samples: Sequence[MultimodalSample | TrainItem], reference: bool = False
+    ) -> list[torch.Tensor]:
         """Per-sample logprobs of the completion tokens under the current weights (float32, CPU), in
-        input order: old logprobs (before an update) or reference logprobs (a frozen copy)."""
+        input order: old logprobs (before an update); ``reference``: under the frozen initial policy."""
         items = [s if isinstance(s, TrainItem) else None for s in samples]
         samples = [s.sample if isinstance(s, TrainItem) else s for s in samples]
         self.prompt_cache.clear()
-        return self.logprobs_of_rows([[self._encode(s)] for s in samples], items)
+        return self.logprobs_of_rows([[self._encode(s)] for s in samples], items, reference=reference)
 
     @torch.no_grad()
     def logprobs_of_rows(
-        self, rows: list[list[EncodedSample]], items: Sequence[TrainItem | None] | None = None
+        self,
+        rows: list[list[EncodedSample]],
+        items: Sequence[TrainItem | None] | None = None,
+        reference: bool = False,
     ) -> list[torch.Tensor]:
         """``compute_logprobs`` of samples already encoded (one row each); ``items`` (optional, same
         order) carry what a forward may need besides the row (routed experts for router replay)."""
         plan, dummies = self._plan(rows)
         out: list[torch.Tensor | None] = [None] * len(rows)
-        for i, mb in enumerate(plan + plan[-1:] * dummies):
-            mb_items = None if items is None else [items[u.index] for u in mb.units]
-            batch, scores = self._scores(mb, with_entropy=False, items=mb_items)
-            if i >= len(plan):
-                continue
-            for unit, values in zip(mb.units, batch.completions(scores.logprobs), strict=True):
-                out[unit.index] = values.float().cpu()
+        with scoring_model(self, reference) as model:
+            for i, mb in enumerate(plan + plan[-1:] * dummies):
+                mb_items = None if items is None else [items[u.index] for u in mb.units]
+                batch, scores = self._scores(
+                    mb, with_entropy=False, items=mb_items, model=model if reference else None
+                )
+                if i >= len(plan):
+                    continue
+                for unit, values in zip(mb.units, batch.completions(scores.logprobs), strict=True):
+                    out[unit.index] = values.float().cpu()
         return out  # type: ignore[return-value]
+
+    def reference_logprobs(self, samples: Sequence[MultimodalSample | TrainItem]) -> list[torch.Tensor]:
+        """``compute_logprobs`` under the KL reference (needs ``policy_loss.kl_coef > 0`` or LoRA)."""
+        return self.compute_logprobs(samples, reference=True)
 
     def reference_logps(self, pairs: Sequence[PreferencePair]) -> list[PreferencePair]:
         """``pairs`` with ``ref_chosen_logp``/``ref_rejected_logp`` from the current weights (call
@@ -471,6 +510,13 @@ class PolicyTrainer:
 
     def _full_model_state(self) -> dict[str, torch.Tensor]:
         """Full (unsharded) CPU state dict: collective under FSDP2 (empty on ranks other than 0)."""
+        if self.cfg.lora is not None:  # merged base + adapters under the base names
+            merged = merged_named_weights(self.model)
+            if self.rank != 0:
+                for _ in merged:  # the gathers are collective
+                    pass
+                return {}
+            return dict(merged)
         if self.parallel == "fsdp":
             opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
             return get_model_state_dict(self.model, options=opts)
@@ -494,7 +540,11 @@ class PolicyTrainer:
 
     def named_weights_for_sync(self) -> Iterator[tuple[str, torch.Tensor]]:
         """(native name, tensor) of every weight the engines hold, in a fixed order; under FSDP2 the
-        tensors are this rank's ``DTensor`` shards. The hook to override (e.g. merged LoRA weights)."""
+        tensors are this rank's ``DTensor`` shards. With LoRA: the merged weights (base + scaled B A)
+        under the base model's names, each gathered whole on its own (``training.lora``)."""
+        if self.cfg.lora is not None:
+            yield from merged_named_weights(self.model)
+            return
         yield from self.model.state_dict().items()
 
     def sync_buckets(

@@ -25,6 +25,8 @@ from omni_rl.models.hf_export import export_hf
 from omni_rl.models.layout import to_native
 from omni_rl.training import checkpoint as ckpt
 from omni_rl.training import distributed as dist_utils
+from omni_rl.training.lora import adapter_state
+from omni_rl.training.lora_checkpoint import write_manifest
 
 if TYPE_CHECKING:
     from omni_rl.training.trainer import PolicyTrainer
@@ -42,14 +44,19 @@ def save_trainer(trainer: PolicyTrainer, root: str | Path, data_state: dict | No
     rngs = dist_utils.gather_objects(ckpt.capture_rng())
     tmp = ckpt.new_temp_dir(root, trainer.step) if trainer.rank == 0 else None
     tmp = Path(dist_utils.gather_objects(str(tmp))[0])
+    lora = trainer.cfg.lora
     try:
         sharded = {
-            "model": get_model_state_dict(trainer.model),
+            "model": _model_state(trainer),
             "optim": get_optimizer_state_dict(trainer.model, trainer.optimizer),
         }
         dcp.save(sharded, checkpoint_id=str(tmp / ckpt.DCP_DIR))
-        export_hf(trainer.model, trainer.hf_model, trainer.processor, tmp / ckpt.MODEL_DIR,
-                  layout=trainer.cfg.checkpoint_layout, rank=trainer.rank)  # fmt: skip
+        if lora is not None:  # only the adapters: `omni-rl export` merges them into the base
+            if trainer.rank == 0:
+                write_manifest(tmp, lora, trainer.cfg.model.path)
+        else:
+            export_hf(trainer.model, trainer.hf_model, trainer.processor, tmp / ckpt.MODEL_DIR,
+                      layout=trainer.cfg.checkpoint_layout, rank=trainer.rank)  # fmt: skip
     except BaseException:
         if trainer.rank == 0:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -102,6 +109,12 @@ def load_trainer(trainer: PolicyTrainer, path: str | Path) -> dict:
     return state["data_state"]
 
 
+def _model_state(trainer: PolicyTrainer) -> dict:
+    """What a checkpoint keeps of the model: everything, or with LoRA only the adapters."""
+    state = get_model_state_dict(trainer.model)
+    return state if trainer.cfg.lora is None else adapter_state(state)
+
+
 def _load_sharded(trainer: PolicyTrainer, folder: Path) -> None:
     saved = dcp.FileSystemReader(str(folder)).read_metadata().state_dict_metadata
     names = {n for n, _ in trainer.model.named_parameters()}
@@ -127,9 +140,11 @@ def _load_sharded(trainer: PolicyTrainer, folder: Path) -> None:
                 else torch.zeros_like(param, dtype=m.properties.dtype)
                 for key, m in keys.items()
             }
-    sharded = {"model": get_model_state_dict(trainer.model), "optim": optim}
+    sharded = {"model": _model_state(trainer), "optim": optim}
     dcp.load(sharded, checkpoint_id=str(folder))
-    set_model_state_dict(trainer.model, sharded["model"], options=StateDictOptions(strict=True))
+    # LoRA: the checkpoint holds the adapters; the frozen base stays as loaded from model.path
+    strict = trainer.cfg.lora is None
+    set_model_state_dict(trainer.model, sharded["model"], options=StateDictOptions(strict=strict))
     # not strict: parameters that never had a gradient have no state (as when saved)
     set_optimizer_state_dict(
         trainer.model, trainer.optimizer, sharded["optim"], options=StateDictOptions(strict=False)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from omni_rl.training.dpo_loss import DPOConfig
+from omni_rl.training.lora import LoraSettings
 from omni_rl.training.mismatch import MismatchConfig
 from omni_rl.training.moe_aux import MoEAuxConfig
 from omni_rl.training.overlong import OverlongConfig
@@ -74,6 +75,12 @@ class TrainerConfig:
     dpo_length_average: bool = False  # DPO on mean (not summed) token logprobs; see dpo_loss
     moe_aux: MoEAuxConfig = field(default_factory=MoEAuxConfig)
     moe_load_stats: bool = True  # report expert-load metrics of MoE routers
+    # LoRA adapters on the language model instead of full fine-tuning (omni_rl.training.lora); the
+    # frozen base is then also the KL reference. None: every unfrozen parameter trains
+    lora: LoraSettings | None = None
+    # keep a frozen copy of the initial policy on the trainer ranks for ``reference_logprobs`` (also
+    # implied by policy_loss.kl_coef > 0; with LoRA the base is the reference and no copy is made)
+    hold_reference: bool = False
     # placement
     seed: int = 0  # seeds python, numpy and torch when the trainer is built
     device: str = "auto"  # "auto": cuda if available, else cpu

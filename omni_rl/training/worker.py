@@ -50,6 +50,9 @@ class TrainerActor:
     def reference_logps(self, pairs: list[PreferencePair]) -> list[PreferencePair]:
         return self._t().reference_logps(pairs)
 
+    def reference_logprobs(self, samples: list) -> list[torch.Tensor]:
+        return self._t().reference_logprobs(samples)
+
     def state_dict_for_sync(self, layout: str = "original") -> dict[str, torch.Tensor]:
         return self._t().state_dict_for_sync(layout)
 
