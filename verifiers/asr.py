@@ -131,12 +131,17 @@ class AsrOptions(BaseOptions):
     wer_threshold: float = 0.0
     # most words per side after normalisation (bounds the edit distance; 20 000 chars < 10 000 words)
     max_words: int = 10_000
+    # reward: continuous 1 - WER (default), or binary 1/0 by WER < binary_below (details keep both)
+    reward: Literal["continuous", "binary"] = "continuous"
+    binary_below: float = 0.1
 
     def __post_init__(self) -> None:
         if self.wer_threshold < 0:
             raise OptionError(f"asr: option wer_threshold={self.wer_threshold} must be >= 0")
         if self.max_words < 1:
             raise OptionError(f"asr: option max_words={self.max_words} must be >= 1")
+        if self.binary_below <= 0:
+            raise OptionError(f"asr: option binary_below={self.binary_below} must be > 0")
 
 
 @dataclass(frozen=True)
@@ -217,7 +222,10 @@ class AsrVerifier(Verifier):
             reference=" ".join(ref),
             hypothesis=" ".join(hyp),
         )
-        return VerifyResult(max(0.0, 1.0 - wer), wer <= self.options.wer_threshold, " ".join(hyp), details)
+        continuous = max(0.0, 1.0 - wer)
+        details["continuous_score"] = continuous
+        score = continuous if self.options.reward == "continuous" else float(wer < self.options.binary_below)
+        return VerifyResult(score, wer <= self.options.wer_threshold, " ".join(hyp), details)
 
     def summarize(self, results: Iterable[VerifyResult]) -> dict[str, float]:
         results = list(results)
