@@ -40,7 +40,7 @@ from typing import Any
 
 from verifiers.base import BaseOptions, OptionError, Verifier, VerifierError, VerifyResult, strip_thinking
 from verifiers.math.equivalence import Tolerance, equivalent
-from verifiers.math.extract import Candidate, candidates
+from verifiers.math.extract import Candidate, candidates, last_boxes
 from verifiers.math.lexer import ParseError
 from verifiers.math.nodes import Node
 from verifiers.math.parse import norm_text, parse_answer
@@ -161,6 +161,26 @@ class MathVerifier(Verifier):
     def score(self, response: str, target: Any, **fields: Any) -> VerifyResult:
         return self._score(response, target, exact_only=False)
 
+    def _separate_boxes(self, response: str, golds: list[Any], tol: Tolerance) -> VerifyResult | None:
+        """A gold of k > 1 items against the last k boxes read together ("\\boxed{2}. Then ...
+        \\boxed{3}" answers {2, 3}); boxes next to each other are joined by ``candidates`` already."""
+        for gold in golds:
+            gold_node, gold_cand, _ = _read_gold(str(gold), self.options.max_expr_chars)
+            if gold_node is None or gold_node.op not in ("set", "list", "tuple") or len(gold_node.args) < 2:
+                continue
+            boxes = last_boxes(response, len(gold_node.args))
+            if len(boxes) != len(gold_node.args):
+                continue
+            joined = ", ".join(boxes)
+            try:
+                pred = parse_answer(joined) if len(joined) <= self.options.max_expr_chars else None
+            except (ParseError, RecursionError):
+                pred = None
+            if pred is not None and equivalent(gold_node, pred, tol):
+                details = {"gold": gold_cand.text if gold_cand else str(gold), "source": "boxes", "parsed": True}
+                return VerifyResult(1.0, True, joined, details)
+        return None
+
     def _score(self, response: str, target: Any, exact_only: bool) -> VerifyResult:
         opts = self.options
         tol = Tolerance(opts.rel_tol, opts.float_rounding, opts.percent_as_unit, opts.use_sympy, exact_only)
@@ -175,6 +195,9 @@ class MathVerifier(Verifier):
             if pred is not None and equivalent(gold_node, pred, tol):
                 details.update(source=cand.source, parsed=parsed)  # type: ignore[union-attr]
                 return VerifyResult(1.0, True, cand.text.strip(), details)  # type: ignore[union-attr]
+        boxed = self._separate_boxes(response, golds, tol)
+        if boxed is not None:
+            return boxed
         if cand is None:
             return VerifyResult(0.0, False, None, {**details, "source": None})
         return VerifyResult(
