@@ -77,7 +77,9 @@ MCQ_CASES: list[tuple[str, str | None, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("response", "expected", "source"), MCQ_CASES, ids=[str(i) for i in range(len(MCQ_CASES))])
+@pytest.mark.parametrize(
+    ("response", "expected", "source"), MCQ_CASES, ids=[str(i) for i in range(len(MCQ_CASES))]
+)
 def test_mcq_round_two(response: str, expected: str | None, source: str) -> None:
     result = verifiers.get("mcq").verify(response, expected or "A", choices=CITIES)
     assert result.error is None
@@ -131,7 +133,9 @@ MATH_CASES: list[tuple[str, str, bool, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("gold", "response", "expected", "source"), MATH_CASES, ids=[str(i) for i in range(len(MATH_CASES))])
+@pytest.mark.parametrize(
+    ("gold", "response", "expected", "source"), MATH_CASES, ids=[str(i) for i in range(len(MATH_CASES))]
+)
 def test_math_round_two(gold: str, response: str, expected: bool, source: str) -> None:
     result = verifiers.get("math").verify(response, gold)
     assert result.error is None, result.error
@@ -187,7 +191,9 @@ def test_asr_binary_reward() -> None:
     cont = verifiers.get("asr").verify(one_error, ref)
     assert cont.score == pytest.approx(0.9) and cont.details["continuous_score"] == pytest.approx(0.9)
     strict = verifiers.get("asr", reward="binary", binary_below=0.1).verify(one_error, ref)
-    assert strict.score == 0.0 and strict.details["continuous_score"] == pytest.approx(0.9)  # 0.1 < 0.1 is false
+    assert strict.score == 0.0 and strict.details["continuous_score"] == pytest.approx(
+        0.9
+    )  # 0.1 < 0.1 is false
     loose = verifiers.get("asr", reward="binary", binary_below=0.15).verify(one_error, ref)
     assert loose.score == 1.0 and loose.correct is False  # correct keeps wer <= wer_threshold (0)
     with pytest.raises(OptionError):

@@ -41,6 +41,7 @@ of milliseconds instead of seconds.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -124,6 +125,14 @@ NORMALIZERS: dict[str, Callable[[str], str]] = {
 }
 
 
+@functools.lru_cache(maxsize=1024)
+def normalized_reference(text: str, mode: str) -> list[str]:
+    """The normalised words of a reference, cached: GRPO scores G samples against one reference, so
+    the normaliser runs once per group instead of G times (keyed by the text and the normaliser).
+    Callers must not mutate the returned list."""
+    return NORMALIZERS[mode](text).split()
+
+
 @dataclass
 class AsrOptions(BaseOptions):
     normalize: Normalize = "whisper_english"
@@ -190,7 +199,7 @@ class AsrVerifier(Verifier):
                 f"asr {field} expands to over {8 * limit} characters under Unicode normalisation "
                 f"(8 x max_words={limit})"
             )
-        words = NORMALIZERS[mode](text).split()
+        words = normalized_reference(text, mode) if field == "target" else NORMALIZERS[mode](text).split()
         if len(words) > limit:
             raise VerifierError(
                 f"asr {field} has {len(words)} words after normalisation, over max_words={limit}"

@@ -51,7 +51,7 @@ _LEAD = re.compile(
 _CLOSE = re.compile(r"[)\]}*_`\"'”’$.:,!;]*")
 _NEGATED = re.compile(r"[)\]}*_`\"'$.]*\s+(?:is|are)\s+(?:not|wrong|incorrect|false)\b", re.IGNORECASE)
 _HEDGE = re.compile(
-    r"[)\]}*_`\"'$]*\s*(?:,|/|&|\bor\b|\band\b)\s*(?:(?:option|choice)\s+)?[(\[]?([A-Z])(?![\w'’-])(?!\s+(?:is|are)\b)",
+    r"[)\]}*_`\"'$]*\s*(?:,|/|&|\b(?:or|and|ou|et|o|y|oder|und)\b|或|还是|または)\s*(?:(?:option|choice)\s+)?[(\[]?([A-Z])(?![\w'’-])(?!\s+(?:is|are)\b)",
     re.IGNORECASE,
 )
 _NEG_BEFORE = re.compile(
@@ -160,7 +160,7 @@ class _Context:
 
 
 def _letters_for_numbers(text: str, ctx: _Context) -> str:
-    """"Option 2" / "Statement 3" -> "Option B" / "Statement C" when the options are lettered (and no
+    """ "Option 2" / "Statement 3" -> "Option B" / "Statement C" when the options are lettered (and no
     option's own text is written that way)."""
     if any(_NUMBERED.search(v) for v in ctx.choices.values()):
         return text

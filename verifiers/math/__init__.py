@@ -177,7 +177,11 @@ class MathVerifier(Verifier):
             except (ParseError, RecursionError):
                 pred = None
             if pred is not None and equivalent(gold_node, pred, tol):
-                details = {"gold": gold_cand.text if gold_cand else str(gold), "source": "boxes", "parsed": True}
+                details = {
+                    "gold": gold_cand.text if gold_cand else str(gold),
+                    "source": "boxes",
+                    "parsed": True,
+                }
                 return VerifyResult(1.0, True, joined, details)
         return None
 

@@ -3,6 +3,8 @@ and inequalities in one variable as intervals."""
 
 from __future__ import annotations
 
+import itertools
+
 from verifiers.math.nodes import Node, free_names
 
 _INF = Node("const", (), "inf")
@@ -55,7 +57,7 @@ def _inequalities_as_union(node: Node) -> Node | None:
             return None
         spans.append((lo, hi, s.val))
     spans.sort(key=lambda t: (t[0], t[1]))
-    for (_, hi, (_, hi_closed)), (lo, _, (lo_closed, _)) in zip(spans, spans[1:], strict=False):
+    for (_, hi, (_, hi_closed)), (lo, _, (lo_closed, _)) in itertools.pairwise(spans):
         if lo < hi or (lo == hi and hi_closed and lo_closed):
             return None  # overlapping: "x > 0, x < 5" may mean both at once
     return Node("union", tuple(sets))
