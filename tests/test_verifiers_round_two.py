@@ -215,3 +215,21 @@ def test_abstention_idk_score() -> None:
     assert shaped.verify(idk, {"answerable": False}).score == 1.0
     with pytest.raises(OptionError):
         verifiers.get("abstention", idk_score=1.5)
+
+
+def test_asr_reference_is_normalised_once_per_group() -> None:
+    from verifiers.asr import normalized_reference
+
+    normalized_reference.cache_clear()
+    asr = verifiers.get("asr")
+    ref = "Mr. Smith paid twenty dollars, uh, yesterday."
+    scores = [asr.verify(hyp, ref).score for hyp in ("mister smith paid $20 yesterday", "smith paid", "")]
+    info = normalized_reference.cache_info()
+    assert (info.misses, info.hits) == (1, 2)
+    assert scores[0] == 1.0 and scores[2] == 0.0
+    assert (
+        verifiers.get("asr", normalize="basic")
+        .verify("mr smith", ref)
+        .details["reference"]
+        .startswith("mr smith")
+    )
