@@ -1,5 +1,11 @@
 """Multiple choice: read the chosen option (a letter, or the option's text) from free text.
 
+Before the rules, "Option 2" / "Statement 2" become "Option B" / "Statement B", and letters the
+response rules out ("can't be A or C", "A is wrong") are noted: the loose rules never pick them.
+Answer statements are read in English, French, Spanish, German, Italian, Portuguese, Chinese and
+Japanese (the simple-evals and MMLU-ProX cues). A response that is one letter in any case ("b",
+"(d)") is that letter, except a bare "a" / "i".
+
 Rules run from the most to the least explicit; the first that yields an option wins and is named in
 ``details["rule"]``:
 
@@ -10,7 +16,8 @@ Rules run from the most to the least explicit; the first that yields an option w
   letter_line     a line holding only a letter: "B", "**B**", "(B).", "Option C"
   conclusion      "So B.", "Therefore, C"
   leading_letter  lines opening with a letter marker, one letter only: "B. London", "(C) because ..."
-  option_text     an option's text: equal to the response, else alone in the last sentence, else alone
+  option_text     an option's text: equal to the response, else opening it before its reasons
+                  ("London, because ..."), else alone in the last sentence, else alone
                   in the response
   bare_letter     lone capitals, one distinct letter only: "C fits best"
 

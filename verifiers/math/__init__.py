@@ -13,7 +13,9 @@ Equivalence (see equivalence.py): numbers exactly, or, when either side is writt
 point, equal after rounding to ``float_rounding`` decimals or within ``rel_tol`` (relative); "1,000",
 "1 000" and "1000" agree; fractions, radicals, pi, e and i; expressions with variables numerically at
 fixed points (x^2+2x+1 = (x+1)^2), sympy as a last resort; sets and lists ignore order, tuples and
-intervals do not, and open vs closed ends matter; "x = 3" matches "3"; equations and inequalities
+intervals do not, and open vs closed ends matter; "x = 3", "AB = 3" and "a:b = 2:3" match their value
+side either way; a gold of k > 1 items matches the last k boxes; disjoint one-variable inequalities
+("x<0 or x>2") are the union of their intervals; equations and inequalities
 match when they say the same thing (y = 2x+1 vs 2x+1 = y, x < 1 vs -x > -1); matrices entry by entry;
 units, currency signs and degree marks are ignored (5 cm, \\$5, 30^\\circ).
 
