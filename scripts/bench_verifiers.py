@@ -9,8 +9,13 @@
   same (reference, hypothesis) pairs (generated sentences with substitutions, deletions, insertions,
   case and punctuation changes); |WER difference| shows what the normalisation changes.
 Both sides score rows one at a time, sequentially, in a single thread (no batching, no parallelism).
-The last line is ``RESULT math_speed_ratio=X math_agreement=Y asr_speed_ratio=Z`` (ratios: ours over
-the reference).
+- truth: generated rows are labelled correct/wrong when generated, public cases carry their suite's
+  verdict; the fraction of rows where each side's verdict equals that label.
+- asr cache: GRPO groups (one reference, G hypotheses) scored with the cached normalised reference vs
+  with the cache cleared before each row.
+The last line is ``RESULT math_speed_ratio=.. math_agreement=.. math_truth_agreement=..
+math_verify_truth_agreement=.. asr_speed_ratio=.. asr_vs_normalised_jiwer=.. asr_cache_speedup=..``
+(speed ratios: the reference's time over ours).
 
     python scripts/bench_verifiers.py [--math-rows 600] [--asr-rows 400] [--seed 0] [--show 5]
 """
@@ -79,7 +84,8 @@ _WRAPS = [
 ]
 
 
-def generated_math_rows(count: int, rng: random.Random) -> list[tuple[str, str]]:
+def generated_math_rows(count: int, rng: random.Random) -> list[tuple[str, str, bool]]:
+    """(gold, response, truth): truth is whether the form was drawn from the correct ones."""
     rows = []
     while len(rows) < count:
         gold_t, good, bad = rng.choice(_ANSWERS)
@@ -110,10 +116,11 @@ def generated_math_rows(count: int, rng: random.Random) -> list[tuple[str, str]]
             pct=pct,
             pct_off=pct + 1,
         )
-        form = rng.choice(good if rng.random() < 0.6 else bad).format(**v)
+        truth = rng.random() < 0.6
+        form = rng.choice(good if truth else bad).format(**v)
         reasoning = " ".join(rng.sample(_REASONING, rng.randint(0, 4)))
         # golds in $...$, as Math-Verify documents them (ours reads them with or without)
-        rows.append((f"${gold_t.format(**v)}$", rng.choice(_WRAPS).format(r=reasoning, x=form)))
+        rows.append((f"${gold_t.format(**v)}$", rng.choice(_WRAPS).format(r=reasoning, x=form), truth))
     return rows
 
 
@@ -265,6 +272,30 @@ def asr_rows(count: int, rng: random.Random) -> list[tuple[str, str]]:
     return rows
 
 
+def asr_group_timing(
+    pairs: list[tuple[str, str]], rng: random.Random, group: int = 8
+) -> tuple[float, float, int]:
+    """Seconds to score GRPO-style groups (each reference with ``group`` hypotheses) with the cached
+    normalised reference, and with the cache cleared before every row (the normaliser run G times)."""
+    from verifiers.asr import normalized_reference
+
+    refs = [ref for ref, _ in pairs[: max(1, len(pairs) // group)]]
+    long_refs = [" ".join([ref] * 4) for ref in refs]  # utterance-length references (20-120 words)
+    rows = [
+        (ref, " ".join(rng.sample(ref.split(), len(ref.split())))) for ref in long_refs for _ in range(group)
+    ]
+    asr = verifiers.get("asr")
+
+    def uncached(row: tuple[str, str]) -> object:
+        normalized_reference.cache_clear()
+        return asr.verify(row[1], row[0])
+
+    normalized_reference.cache_clear()
+    _, cached_s = timed(lambda r: asr.verify(r[1], r[0]), rows)
+    _, uncached_s = timed(uncached, rows)
+    return cached_s, uncached_s, group
+
+
 def timed(fn: Callable[[tuple], object], rows: list[tuple]) -> tuple[list[object], float]:
     fn(rows[0])  # warm up (worker start, imports, caches of the first row are not what we measure)
     start = time.perf_counter()
@@ -299,7 +330,9 @@ def main() -> None:
     logging.getLogger("math_verify").setLevel(logging.ERROR)
     rng = random.Random(args.seed)
 
-    rows = [(c.gold, c.pred) for c in CASES][: args.math_rows]
+    # truth of a public case: its verdict in Math-Verify's suite (our documented verdict where we
+    # deliberately differ, see tests/data/math_cases.py); of a generated row: how it was generated
+    rows = [(c.gold, c.pred, c.our_expected) for c in CASES][: args.math_rows]
     rows += generated_math_rows(max(0, args.math_rows - len(rows)), rng)
     ours = verifiers.get("math")
     ours_out, ours_s = timed(lambda r: ours.verify(r[1], r[0]).correct, rows)
@@ -307,6 +340,11 @@ def main() -> None:
     agree = [a == b for a, b in zip(ours_out, ref_out, strict=True)]
     math_ratio = ref_s / ours_s
     math_agreement = sum(agree) / len(rows)
+    ours_truth = sum(o == r[2] for o, r in zip(ours_out, rows, strict=True)) / len(rows)
+    mv_truth = sum(m == r[2] for m, r in zip(ref_out, rows, strict=True)) / len(rows)
+    generated = [(o, m, r[2]) for o, m, r in zip(ours_out, ref_out, rows, strict=True)][len(CASES) :]
+    gen_ours = sum(o == t for o, _, t in generated) / max(len(generated), 1)
+    gen_mv = sum(m == t for _, m, t in generated) / max(len(generated), 1)
 
     pairs = asr_rows(args.asr_rows, rng)
     asr = verifiers.get("asr")
@@ -317,6 +355,7 @@ def main() -> None:
 
     normalise = EnglishTextNormalizer()
     _, norm_wer_s = timed(lambda r: jiwer.wer(normalise(r[0]) or "-", normalise(r[1])), pairs)
+    cached_s, uncached_s, group = asr_group_timing(pairs, rng)
     mean_diff = sum(abs(a - b) for a, b in zip(asr_out, wer_out, strict=True)) / len(pairs)  # type: ignore[operator]
 
     print(
@@ -334,13 +373,24 @@ def main() -> None:
         f"{'asr':10} {len(pairs):>5} {len(pairs) / asr_s:>12.1f} {len(pairs) / norm_wer_s:>11.1f} "
         f"{norm_wer_s / asr_s:>12.2f}  vs jiwer.wer after whisper-normalizer (same normalisation work)"
     )
+    print(
+        f"{'truth':10} {len(rows):>5} agreement with the truth labels: ours {ours_truth:.3f}, math_verify "
+        f"{mv_truth:.3f} (generated rows only: ours {gen_ours:.3f}, math_verify {gen_mv:.3f})"
+    )
+    print(
+        f"{'asr cache':10} groups of G={group}: {uncached_s * 1e3:.1f} ms without the reference cache, "
+        f"{cached_s * 1e3:.1f} ms with it: speed-up {uncached_s / cached_s:.2f}x"
+    )
     print("reference: math_verify parse+verify (main thread); jiwer.wer on raw text")
     public_case_rates()
     shown = [(r, o, m) for r, o, m, ok in zip(rows, ours_out, ref_out, agree, strict=True) if not ok]
-    for (gold, pred), o, m in shown[: args.show]:
+    for (gold, pred, _), o, m in shown[: args.show]:
         print(f"  disagree: ours={o} math_verify={m} gold={gold[:50]!r} pred=...{pred[-70:]!r}")
     print(
-        f"RESULT math_speed_ratio={math_ratio:.2f} math_agreement={math_agreement:.3f} asr_speed_ratio={asr_ratio:.2f}"
+        f"RESULT math_speed_ratio={math_ratio:.2f} math_agreement={math_agreement:.3f} "
+        f"math_truth_agreement={ours_truth:.3f} math_verify_truth_agreement={mv_truth:.3f} "
+        f"asr_speed_ratio={asr_ratio:.2f} asr_vs_normalised_jiwer={norm_wer_s / asr_s:.2f} "
+        f"asr_cache_speedup={uncached_s / cached_s:.2f}"
     )
 
 

@@ -89,8 +89,14 @@ _PATTERNS = [
     r"\b(?:outside|beyond) the scope of\b|\bis silent (?:on|about|regarding)\b|\b(?:unclear|not clear) from\b",
     r"\b(?:is|remains) (?:unclear|unknown|not clear)\b",
     r"\bn/a\b",
+    r"\b(?:i|we) (?:am|are) not (?:sure|certain)\b|\b(?:i|we) have no idea\b",
 ]
 _ABSTAIN = [re.compile(p) for p in _PATTERNS]
+# The abstentions that are the model's own "I don't know" (not a claim about the evidence).
+_IDK = re.compile(
+    r"(?:i|we) (?:do not know|am not sure|are not sure|am not certain|are not certain|have no idea)\b|"
+    r"(?:not sure|unsure|no idea|i am not sure)$"
+)
 # A span that is only one of these abstains (a longer text with "unknown" in it need not).
 _EXACT = frozenset(
     {"unknown", "not sure", "i am not sure", "unsure", "unclear", "na", "no answer", "not applicable"}
@@ -136,6 +142,11 @@ def detect_abstention(response: str) -> tuple[bool, dict[str, Any]]:
     if _concessive(text, last):
         return False, {"rule": "concessive_phrase", **info}
     return True, {"rule": "phrase", **info}
+
+
+def is_idk(how: dict[str, Any]) -> bool:
+    """The abstention was the model's own explicit "I don't know" (``how`` from detect_abstention)."""
+    return bool(_IDK.search(how.get("phrase", "")))
 
 
 def answer_span(response: str) -> tuple[str, str]:
@@ -212,6 +223,9 @@ class AbstentionOptions(BaseOptions):
     inner_options: dict[str, Any] = field(default_factory=dict)
     # Score for abstaining on an answerable question (0 = as bad as a wrong answer).
     false_abstention_score: float = 0.0
+    # Score for an explicit "I don't know" / "I'm not sure" on an answerable question (None: as any
+    # other abstention, false_abstention_score). Honest uncertainty may earn more than a wrong answer.
+    idk_score: float | None = None
     # What the inner verifier reads: the whole response, or only the final answer span (the text after
     # the last "answer:" / "the answer is", or the last \boxed{} / <answer> content).
     inner_reads: Literal["response", "answer_span"] = "response"
@@ -228,6 +242,8 @@ class AbstentionVerifier(Verifier):
             raise OptionError(
                 f"abstention: false_abstention_score={opts.false_abstention_score} must be in [0, 1]"
             )
+        if opts.idk_score is not None and not 0.0 <= opts.idk_score <= 1.0:
+            raise OptionError(f"abstention: idk_score={opts.idk_score} must be in [0, 1]")
         if opts.inner == "abstention":
             raise OptionError("abstention: inner cannot be 'abstention'")
         # Thinking is stripped here already; the length bound is ours.
@@ -260,7 +276,10 @@ class AbstentionVerifier(Verifier):
         abstained, how = detect_abstention(response)
         details: dict[str, Any] = {"abstained": abstained, **how}
         if abstained:
+            details["idk"] = is_idk(how)
             value = 1.0 if not target["answerable"] else self.options.false_abstention_score
+            if target["answerable"] and details["idk"] and self.options.idk_score is not None:
+                value = self.options.idk_score
             return VerifyResult(value, not target["answerable"], ABSTAINED, details)
         if not target["answerable"]:
             span, _ = answer_span(response)

@@ -41,6 +41,7 @@ of milliseconds instead of seconds.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -124,6 +125,14 @@ NORMALIZERS: dict[str, Callable[[str], str]] = {
 }
 
 
+@functools.lru_cache(maxsize=1024)
+def normalized_reference(text: str, mode: str) -> list[str]:
+    """The normalised words of a reference, cached: GRPO scores G samples against one reference, so
+    the normaliser runs once per group instead of G times (keyed by the text and the normaliser).
+    Callers must not mutate the returned list."""
+    return NORMALIZERS[mode](text).split()
+
+
 @dataclass
 class AsrOptions(BaseOptions):
     normalize: Normalize = "whisper_english"
@@ -131,12 +140,17 @@ class AsrOptions(BaseOptions):
     wer_threshold: float = 0.0
     # most words per side after normalisation (bounds the edit distance; 20 000 chars < 10 000 words)
     max_words: int = 10_000
+    # reward: continuous 1 - WER (default), or binary 1/0 by WER < binary_below (details keep both)
+    reward: Literal["continuous", "binary"] = "continuous"
+    binary_below: float = 0.1
 
     def __post_init__(self) -> None:
         if self.wer_threshold < 0:
             raise OptionError(f"asr: option wer_threshold={self.wer_threshold} must be >= 0")
         if self.max_words < 1:
             raise OptionError(f"asr: option max_words={self.max_words} must be >= 1")
+        if self.binary_below <= 0:
+            raise OptionError(f"asr: option binary_below={self.binary_below} must be > 0")
 
 
 @dataclass(frozen=True)
@@ -185,7 +199,7 @@ class AsrVerifier(Verifier):
                 f"asr {field} expands to over {8 * limit} characters under Unicode normalisation "
                 f"(8 x max_words={limit})"
             )
-        words = NORMALIZERS[mode](text).split()
+        words = normalized_reference(text, mode) if field == "target" else NORMALIZERS[mode](text).split()
         if len(words) > limit:
             raise VerifierError(
                 f"asr {field} has {len(words)} words after normalisation, over max_words={limit}"
@@ -217,7 +231,10 @@ class AsrVerifier(Verifier):
             reference=" ".join(ref),
             hypothesis=" ".join(hyp),
         )
-        return VerifyResult(max(0.0, 1.0 - wer), wer <= self.options.wer_threshold, " ".join(hyp), details)
+        continuous = max(0.0, 1.0 - wer)
+        details["continuous_score"] = continuous
+        score = continuous if self.options.reward == "continuous" else float(wer < self.options.binary_below)
+        return VerifyResult(score, wer <= self.options.wer_threshold, " ".join(hyp), details)
 
     def summarize(self, results: Iterable[VerifyResult]) -> dict[str, float]:
         results = list(results)

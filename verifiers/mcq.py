@@ -1,5 +1,11 @@
 """Multiple choice: read the chosen option (a letter, or the option's text) from free text.
 
+Before the rules, "Option 2" / "Statement 2" become "Option B" / "Statement B", and letters the
+response rules out ("can't be A or C", "A is wrong") are noted: the loose rules never pick them.
+Answer statements are read in English, French, Spanish, German, Italian, Portuguese, Chinese and
+Japanese (the simple-evals and MMLU-ProX cues). A response that is one letter in any case ("b",
+"(d)") is that letter, except a bare "a" / "i".
+
 Rules run from the most to the least explicit; the first that yields an option wins and is named in
 ``details["rule"]``:
 
@@ -10,7 +16,8 @@ Rules run from the most to the least explicit; the first that yields an option w
   letter_line     a line holding only a letter: "B", "**B**", "(B).", "Option C"
   conclusion      "So B.", "Therefore, C"
   leading_letter  lines opening with a letter marker, one letter only: "B. London", "(C) because ..."
-  option_text     an option's text: equal to the response, else alone in the last sentence, else alone
+  option_text     an option's text: equal to the response, else opening it before its reasons
+                  ("London, because ..."), else alone in the last sentence, else alone
                   in the response
   bare_letter     lone capitals, one distinct letter only: "C fits best"
 
@@ -45,13 +52,13 @@ _LATEX_WRAP = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mathtt|boxed|fb
 # Wrappers before a letter: spaces, markdown, quotes, brackets, LaTeX text commands, "option"/"choice".
 _LEAD = re.compile(
     r"(?:[\s*_`\"'“‘$(\[{:#>•-]|\\(?:text|textbf|textit|mathrm|mathbf|mathtt|boxed|fbox)\s*\{|\\\(|"
-    r"(?:option|choice|letter|answer)\b)+",
+    r"(?:option|choice|letter|answer|statement)\b)+",
     re.IGNORECASE,
 )
 _CLOSE = re.compile(r"[)\]}*_`\"'”’$.:,!;]*")
 _NEGATED = re.compile(r"[)\]}*_`\"'$.]*\s+(?:is|are)\s+(?:not|wrong|incorrect|false)\b", re.IGNORECASE)
 _HEDGE = re.compile(
-    r"[)\]}*_`\"'$]*\s*(?:,|/|&|\bor\b|\band\b)\s*(?:(?:option|choice)\s+)?[(\[]?([A-Z])(?![\w'’-])(?!\s+(?:is|are)\b)",
+    r"[)\]}*_`\"'$]*\s*(?:,|/|&|\b(?:or|and|ou|et|o|y|oder|und)\b|或|还是|または)\s*(?:(?:option|choice)\s+)?[(\[]?([A-Z])(?![\w'’-])(?!\s+(?:is|are)\b)",
     re.IGNORECASE,
 )
 _NEG_BEFORE = re.compile(
@@ -59,26 +66,59 @@ _NEG_BEFORE = re.compile(
 )
 _LOWER_WORD = re.compile(r"\s+([a-z]+)")
 
+# Answer words that need a connector ("is", ":", "est", "ist", "は", ...): English, then the French,
+# Spanish, German, Italian and Portuguese ones and the Chinese / Japanese ones simple-evals and
+# MMLU-ProX prompt for ("La réponse est (X)", "Die Antwort ist (X)", "答案是 (X)", "答えは (X) です").
 _CUE = re.compile(
-    r"<answer>|答案|\b(?:(answer)|(?:correct|right|best|final|appropriate|only\s+correct|most\s+likely)\s+"
+    r"<answer>|(答案|答え|回答|解答|正解|答)|\b(?:(answer|r[ée]ponse|respuesta|antwort|risposta|resposta)|"
+    r"(?:correct|right|best|final|appropriate|only\s+correct|most\s+likely)\s+"
     r"(option|choice)|(choose|chose|pick|picked|select|selected|go\s+with|going\s+with|opt\s+for|"
     r"I(?:'d|\s+would)\s+say))\b",
     re.IGNORECASE,
 )
 _CONNECT = re.compile(
-    r"(?:\s+(?:choice|option|letter))?[\s*_]{0,4}"
-    r"(?:(?:is|was|would\s+be|should\s+be|must\s+be|will\s+be)\b(?:\s*:)?|[:：=是为]|-(?!\w))"
-    r"(?:\s+(?:therefore|thus|clearly|indeed|definitely|probably|likely|actually|then|simply))?",
+    r"(?:\s+(?:choice|option|letter|correct[ae]?|correcto|exacte|juste|finale?|richtige))?[\s*_]{0,4}"
+    r"(?:(?:is|was|would\s+be|should\s+be|must\s+be|will\s+be|est|es|ist|lautet|è|é|sería|wäre)\b"
+    r"(?:\s*:)?|[:：=是为は]|-(?!\w))"
+    r"(?:\s+(?:therefore|thus|clearly|indeed|definitely|probably|likely|actually|then|simply|"
+    r"donc|la|el|le|die|also))?",
     re.IGNORECASE,
 )
 _LETTER_FIRST = re.compile(
-    r"(?<![\w'’-])(?:(?:[Oo]ption|[Cc]hoice)[ \t]+)?[(\[]?([A-Z])[)\]]?[ \t]+(?:is|seems|appears)[ \t]+"
+    r"(?<![\w'’-])(?:(?:[Oo]ption|[Cc]hoice|[Ss]tatement)[ \t]+)?[(\[]?([A-Z])[)\]]?[ \t]+(?:is|seems|appears)[ \t]+"
     r"(?:to[ \t]+be[ \t]+)?(?:the[ \t]+)?(?:correct|right|best|most[ \t]+appropriate|answer)\b"
 )
 _CONCLUSION = re.compile(r"\b(?:so|thus|therefore|hence|consequently)\b[ \t]*,?", re.IGNORECASE)
 _BARE = re.compile(r"(?<![\w\\'’/$^_-])([A-Z])(?![\w'’/+#-])")
 _MATH_AFTER = re.compile(r"\s*[=<>^/+]")  # "A = \pi r^2": a variable, not an option
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+# Options named by number: "Option 2", "Statement 3", "Choice #1" (rewritten to letters up front).
+_NUMBERED = re.compile(r"\b(option|choice|statement)(\s*#?\s*)(\d{1,2})(?![\d.,]?\d)", re.IGNORECASE)
+_PAREN_NUMBER = re.compile(r"\((\d{1,2})\)")  # "(4)" right after an answer cue
+# Rejected options: "not A", "can't be A or B", "rule out A and C", "A and B are wrong". The letters
+# listed after a negation (or before "is/are wrong") are never the answer read by the loose rules.
+_LETTER_LIST = (  # at most ten letters, bounded gaps: linear scans on hostile text
+    r"[(\[]?[A-J][)\]]?(?:[ \t]{0,3}(?:,|/|\bor\b|\band\b|\bnor\b)[ \t]{0,3}(?:option[ \t]{1,3})?"
+    r"[(\[]?[A-J][)\]]?){0,9}"
+)
+_REJECT_BEFORE = re.compile(
+    r"(?:\b(?:not|nor|neither|except|excluding|eliminates?|eliminating|eliminated|rules?\s+out|ruling\s+out)"
+    r"|\b(?:can't|cannot|can\s+not|couldn't|isn't|aren't|won't)(?:\s+(?:be|possibly\s+be))?)"
+    r"(?:\s+(?:options?|choices?|either))?\s*(?-i:(" + _LETTER_LIST + r"))(?![\w'’-])",
+    re.IGNORECASE,
+)
+_REJECT_AFTER = re.compile(
+    r"(?<![\w'’-])(?:(?:options?|choices?)\s+)?(?-i:(" + _LETTER_LIST + r"))[)\]]?\s+(?:is|are)\s+"
+    r"(?:(?:definitely|clearly|also|both|all)\s+)?(?:not\b|wrong|incorrect|false|eliminated|ruled\s+out)",
+    re.IGNORECASE,
+)
+# The response's opening clause, up to the first clause mark or "because"-like word.
+_LEAD_CLAUSE = re.compile(
+    r"[\s*_`\"']{0,4}([^\n.,;:!?()—–]{1,200}?)[ \t*_`\"']{0,4}(?:[\n.,;:!?()—–]|[ \t]-[ \t]|[ \t](?:because|since|as|as it|"
+    r"which|due to|parce que|car|porque|ya que|weil|da|因为|因為|なぜなら)\b)"
+)
+_HEDGE_NEXT = re.compile(r"[ \t]{0,3}(?:not|or|and|nor|but|maybe|perhaps)\b", re.IGNORECASE)
+_LONE = re.compile(r"[\s*_`\"'(\[]{0,8}([A-Za-z])[)\]*_`\"'.:]{0,8}\s*")
 
 
 @dataclass
@@ -95,7 +135,10 @@ def extract_choice(
     """The option chosen in ``text`` among ``letters`` (option texts in ``choices`` help when given)."""
     text = unicodedata.normalize("NFKC", text)
     ctx = _Context(letters, choices or {})
-    rules = [_from_boxed, _from_statements, _from_lines, _from_text] + ([_from_bare] if bare else [])
+    text = _letters_for_numbers(text, ctx)
+    _note_rejections(text, ctx)
+    rules = [_from_lone, _from_boxed, _from_statements, _from_lines, _from_text]
+    rules += [_from_bare] if bare else []
     for rule in rules:
         found = rule(text, ctx)
         if found is not None:  # a hedge or an invalid final letter ends the search with no answer
@@ -123,8 +166,43 @@ class _Context:
         )
 
 
+def _letters_for_numbers(text: str, ctx: _Context) -> str:
+    """ "Option 2" / "Statement 3" -> "Option B" / "Statement C" when the options are lettered (and no
+    option's own text is written that way)."""
+    if any(_NUMBERED.search(v) for v in ctx.choices.values()):
+        return text
+
+    def to_letter(m: re.Match[str]) -> str:
+        n = int(m.group(3))
+        if not 1 <= n <= len(ctx.letters):
+            return m.group(0)
+        return f"{m.group(1)}{m.group(2)}{ctx.letters[n - 1]}"
+
+    return _NUMBERED.sub(to_letter, text)
+
+
+def _note_rejections(text: str, ctx: _Context) -> None:
+    """Letters the response rules out ("it can't be A or B", "A and C are wrong")."""
+    for pattern in (_REJECT_BEFORE, _REJECT_AFTER):
+        for m in pattern.finditer(text):
+            ctx.negated.update(c for c in re.findall(r"[A-J]", m.group(1)) if c in ctx.letters)
+
+
+def _from_lone(text: str, ctx: _Context) -> Found | None:
+    """The whole response is one letter, any case: "b", "(d)", "**a**", "c." (a bare "a" or "i" is the
+    word, not the option)."""
+    m = _LONE.fullmatch(text)
+    if m is None or m.group(1).upper() not in ctx.letters or text.strip() in ("a", "i"):
+        return None
+    return Found(m.group(1).upper(), "letter_line", text.strip()[:80])
+
+
 def _letter_at(span: str, ctx: _Context, *, lower_ok: bool) -> tuple[str | None, str, int]:
     """Read an option letter at the start of ``span`` (after wrappers): (letter, why-not, index)."""
+    num = _PAREN_NUMBER.match(span.lstrip(" *_`\"'"))
+    if num and not any(v.strip() in (num.group(0), num.group(1)) for v in ctx.choices.values()):
+        n = int(num.group(1))  # "the answer is (4)": the fourth option
+        return (ctx.letters[n - 1], "", 0) if 1 <= n <= len(ctx.letters) else (None, "", 0)
     lead = _LEAD.match(span)
     i = lead.end() if lead else 0
     if span[i : i + 4].lower() == "not ":
@@ -235,7 +313,7 @@ def _from_statements(text: str, ctx: _Context) -> Found | None:
 
 def _read_statement(text: str, cue: re.Match[str], ctx: _Context) -> tuple[str | None, str]:
     window = text[cue.end() : cue.end() + _WINDOW]
-    if cue.group(1) or cue.group(2) or cue.group(0) == "答案":  # "answer" needs "is", ":", ...
+    if cue.group(1) or cue.group(2) or cue.group(3):  # "answer", "答案", ... need "is", ":", ...
         conn = _CONNECT.match(window)
         if conn is None:
             return None, ""
@@ -291,6 +369,12 @@ def _from_text(text: str, ctx: _Context) -> Found | None:
     letter, _ = _match_text(text, ctx, exact_only=True)
     if letter is not None:
         return Found(letter, "option_text", text.strip()[:80])
+    lead = _LEAD_CLAUSE.match(text.strip())
+    if lead and _HEDGE_NEXT.match(text.strip(), lead.end()):
+        lead = None  # "Zinc, not Vitamin C", "Paris or London": a contrast or a hedge, not prose
+    letter, _ = _match_text(lead.group(1), ctx, exact_only=True) if lead else (None, [])
+    if letter is not None:  # "London, because ...": the option's text, then the reasons
+        return Found(letter, "option_text", lead.group(0)[:80])
     sentences = [s for s in _SENTENCE_END.split(text.strip()) if s.strip()]
     for span in [sentences[-1], text] if sentences else []:
         letter, hits = _match_text(span, ctx)

@@ -23,8 +23,17 @@ class GroundingOptions(BaseOptions):
     iou_threshold: float = 0.5
     # iou mode: score 1/0 by iou >= iou_threshold instead of the IoU itself
     binary: bool = False
+    # point mode reward shape (``correct`` is always the hit test):
+    #   none   1 inside the box, else 0 (ScreenSpot-Pro);
+    #   edge   1 inside, else (1 - d/r)^2 with d the distance to the box's nearest edge;
+    #   center (1 - d/r)^2 everywhere, d the distance to the box centre (NeMo Gym's gui_coordinate);
+    # d in image-normalised units (dx / width, dy / height), 0 once d >= r = shaping_radius.
+    shaping: Literal["none", "edge", "center"] = "none"
+    shaping_radius: float = 0.15
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.shaping_radius <= 2.0:
+            raise OptionError(f"grounding: option shaping_radius={self.shaping_radius} must be in (0, 2]")
         if not 0.0 < self.iou_threshold <= 1.0:
             raise OptionError(f"grounding: option iou_threshold={self.iou_threshold} must be in (0, 1]")
 
@@ -109,6 +118,22 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def shaped_distance(point: Sequence[float], goal: Target, shaping: str) -> float:
+    """Distance in image-normalised units from ``point`` to the box edge (0 inside) or its centre."""
+    x1, y1, x2, y2 = goal.box
+    if shaping == "center":
+        dx, dy = point[0] - (x1 + x2) / 2, point[1] - (y1 + y2) / 2
+    else:
+        dx = max(x1 - point[0], 0.0, point[0] - x2)
+        dy = max(y1 - point[1], 0.0, point[1] - y2)
+    return math.hypot(dx / goal.width, dy / goal.height)
+
+
+def distance_reward(distance: float, radius: float) -> float:
+    """(1 - d/r)^2 for d < r, else 0: 1 at the target, falling smoothly to 0 at the radius."""
+    return (1.0 - distance / radius) ** 2 if distance < radius else 0.0
+
+
 def _inside(point: Sequence[float], box: Sequence[float]) -> bool:
     x, y = point
     tol = _EDGE_TOLERANCE
@@ -142,7 +167,11 @@ class GroundingVerifier(Verifier):
         click = [(pixels[0] + pixels[2]) / 2, (pixels[1] + pixels[3]) / 2] if prediction.is_box else pixels
         details["click"] = click
         hit = _inside(click, goal.box)
-        return VerifyResult(float(hit), hit, pixels, details)
+        if opts.shaping == "none":
+            return VerifyResult(float(hit), hit, pixels, details)
+        distance = shaped_distance(click, goal, opts.shaping)
+        details["distance"] = distance
+        return VerifyResult(distance_reward(distance, opts.shaping_radius), hit, pixels, details)
 
     def _score_iou(
         self, prediction: Prediction, pixels: list[float], goal: Target, details: dict[str, Any]

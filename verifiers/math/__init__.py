@@ -13,7 +13,9 @@ Equivalence (see equivalence.py): numbers exactly, or, when either side is writt
 point, equal after rounding to ``float_rounding`` decimals or within ``rel_tol`` (relative); "1,000",
 "1 000" and "1000" agree; fractions, radicals, pi, e and i; expressions with variables numerically at
 fixed points (x^2+2x+1 = (x+1)^2), sympy as a last resort; sets and lists ignore order, tuples and
-intervals do not, and open vs closed ends matter; "x = 3" matches "3"; equations and inequalities
+intervals do not, and open vs closed ends matter; "x = 3", "AB = 3" and "a:b = 2:3" match their value
+side either way; a gold of k > 1 items matches the last k boxes; disjoint one-variable inequalities
+("x<0 or x>2") are the union of their intervals; equations and inequalities
 match when they say the same thing (y = 2x+1 vs 2x+1 = y, x < 1 vs -x > -1); matrices entry by entry;
 units, currency signs and degree marks are ignored (5 cm, \\$5, 30^\\circ).
 
@@ -40,7 +42,7 @@ from typing import Any
 
 from verifiers.base import BaseOptions, OptionError, Verifier, VerifierError, VerifyResult, strip_thinking
 from verifiers.math.equivalence import Tolerance, equivalent
-from verifiers.math.extract import Candidate, candidates
+from verifiers.math.extract import Candidate, candidates, last_boxes
 from verifiers.math.lexer import ParseError
 from verifiers.math.nodes import Node
 from verifiers.math.parse import norm_text, parse_answer
@@ -161,6 +163,30 @@ class MathVerifier(Verifier):
     def score(self, response: str, target: Any, **fields: Any) -> VerifyResult:
         return self._score(response, target, exact_only=False)
 
+    def _separate_boxes(self, response: str, golds: list[Any], tol: Tolerance) -> VerifyResult | None:
+        """A gold of k > 1 items against the last k boxes read together ("\\boxed{2}. Then ...
+        \\boxed{3}" answers {2, 3}); boxes next to each other are joined by ``candidates`` already."""
+        for gold in golds:
+            gold_node, gold_cand, _ = _read_gold(str(gold), self.options.max_expr_chars)
+            if gold_node is None or gold_node.op not in ("set", "list", "tuple") or len(gold_node.args) < 2:
+                continue
+            boxes = last_boxes(response, len(gold_node.args))
+            if len(boxes) != len(gold_node.args):
+                continue
+            joined = ", ".join(boxes)
+            try:
+                pred = parse_answer(joined) if len(joined) <= self.options.max_expr_chars else None
+            except (ParseError, RecursionError):
+                pred = None
+            if pred is not None and equivalent(gold_node, pred, tol):
+                details = {
+                    "gold": gold_cand.text if gold_cand else str(gold),
+                    "source": "boxes",
+                    "parsed": True,
+                }
+                return VerifyResult(1.0, True, joined, details)
+        return None
+
     def _score(self, response: str, target: Any, exact_only: bool) -> VerifyResult:
         opts = self.options
         tol = Tolerance(opts.rel_tol, opts.float_rounding, opts.percent_as_unit, opts.use_sympy, exact_only)
@@ -175,6 +201,9 @@ class MathVerifier(Verifier):
             if pred is not None and equivalent(gold_node, pred, tol):
                 details.update(source=cand.source, parsed=parsed)  # type: ignore[union-attr]
                 return VerifyResult(1.0, True, cand.text.strip(), details)  # type: ignore[union-attr]
+        boxed = self._separate_boxes(response, golds, tol)
+        if boxed is not None:
+            return boxed
         if cand is None:
             return VerifyResult(0.0, False, None, {**details, "source": None})
         return VerifyResult(

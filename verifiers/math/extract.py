@@ -99,6 +99,35 @@ def boxes(text: str) -> tuple[str, int] | None:
     return ", ".join(c for _, _, c in reversed(found)), found[0][1]
 
 
+def last_boxes(text: str, count: int) -> list[str]:
+    """The contents of the last ``count`` boxes in ``text``, left to right (fewer if there are fewer).
+    Each box is brace-matched within 1 000 characters, so the scan is linear in the text length."""
+    found: list[str] = []
+    end = len(text)
+    while len(found) < count:
+        start = max(text.rfind("\\boxed", 0, end), text.rfind("\\fbox", 0, end))
+        if start < 0:
+            break
+        end = start
+        m = _BOX.match(text, start)
+        brace = text.find("{", m.end(), m.end() + 4) if m else -1
+        if brace < 0:
+            continue
+        depth, j = 0, brace
+        limit = min(len(text), brace + 1_000)
+        while j < limit:
+            c = text[j]
+            if c == "\\":
+                j += 2
+                continue
+            depth += (c == "{") - (c == "}")
+            if depth == 0:
+                found.append(text[brace + 1 : j].strip())
+                break
+            j += 1
+    return found[::-1]
+
+
 def math_spans(text: str) -> list[tuple[int, int, str]]:
     """(start, end, content) of $..$, $$..$$, \\(..\\), \\[..\\] spans, paired left to right."""
     delims = [(m.start(), m.group()) for m in _DELIM.finditer(text)]

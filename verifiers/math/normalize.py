@@ -3,13 +3,17 @@ and inequalities in one variable as intervals."""
 
 from __future__ import annotations
 
+import itertools
+
 from verifiers.math.nodes import Node, free_names
 
 _INF = Node("const", (), "inf")
 
 
 def is_name(node: Node) -> bool:
-    """A variable-like left-hand side: x, F_n, f(x), AB."""
+    """A variable-like left-hand side (a label): x, F_n, f(x), AB, and ratios of them (a:b, a/b)."""
+    if node.op == "div":
+        return len(node.args) == 2 and all(is_name(a) for a in node.args)
     return node.op in ("sym", "sub", "ufunc") or (node.op == "mul" and all(is_name(a) for a in node.args))
 
 
@@ -24,6 +28,8 @@ def normalize_top(node: Node) -> Node:
         first, rest = node.args[0], node.args[1:]
         if rest and all(a.op != "rel" for a in rest):  # "n = 1, 2, 3"
             return Node("rel", (first.args[0], Node("list", (first.args[-1], *rest))), ("=",))
+    if node.op == "list":
+        return _inequalities_as_union(node) or node
     if node.op != "rel":
         return node
     node = _cut_approximation(node)
@@ -32,6 +38,45 @@ def normalize_top(node: Node) -> Node:
     if is_assignment(node) and len(node.val) > 1:  # x = 5 + 5 + 1 = 11  ->  x = 11
         return Node("rel", (node.args[0], node.args[-1]), ("=",))
     return node
+
+
+def _inequalities_as_union(node: Node) -> Node | None:
+    """'x < 0 or x > 2' (a list of inequalities in one variable) -> (-oo, 0) ∪ (2, oo), when the
+    intervals are pairwise disjoint: then "or" is the only reading (with "and" the set is empty)."""
+    if not 2 <= len(node.args) <= 8 or not all(a.op == "rel" and "=" not in a.val for a in node.args):
+        return None
+    sets = [rel_to_set(a) for a in node.args]
+    if any(s is None or s.op != "interval" for s in sets):
+        return None
+    if len({n.val for a in node.args for n in a.args if n.op == "sym"}) != 1:
+        return None
+    spans = []
+    for s in sets:
+        lo, hi = _bound(s.args[0]), _bound(s.args[1])
+        if lo is None or hi is None:
+            return None
+        spans.append((lo, hi, s.val))
+    spans.sort(key=lambda t: (t[0], t[1]))
+    for (_, hi, (_, hi_closed)), (lo, _, (lo_closed, _)) in itertools.pairwise(spans):
+        if lo < hi or (lo == hi and hi_closed and lo_closed):
+            return None  # overlapping: "x > 0, x < 5" may mean both at once
+    return Node("union", tuple(sets))
+
+
+def _bound(node: Node) -> float | None:
+    """An interval end as a number (±inf included), or None when it is not a plain number."""
+    from verifiers.math.numeric import exact
+
+    is_inf = lambda n: n.op == "const" and n.val == "inf"  # noqa: E731
+    if is_inf(node):
+        return float("inf")
+    if node.op == "neg" and is_inf(node.args[0]):
+        return float("-inf")
+    try:
+        value = exact(node)
+    except (ArithmeticError, ValueError, TypeError):
+        return None
+    return None if value is None else float(value)
 
 
 def _cut_approximation(rel: Node) -> Node:
