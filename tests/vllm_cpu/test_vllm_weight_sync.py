@@ -14,6 +14,7 @@ from omni_rl.models.layout import export_state_dict
 from omni_rl.models.logprobs import completion_scores
 from omni_rl.models.tokenizer import media_token_ids
 from tests.vllm_cpu.support import (
+    model_buckets,
     reference_logprobs,
     requires_vllm,
     start_engine,
@@ -100,21 +101,6 @@ def test_logprobs_match_the_trainer_after_each_sync(tiny, engine):
         )
         assert diff < TOLERANCE < stale
         assert sample_diff < TOLERANCE and result.weight_version == step
-
-
-def model_buckets(model, bucket_mb: float):
-    """The trainer's bucket stream for a plain (unsharded) model, original layout."""
-    from functools import partial
-
-    from omni_rl.generation.weight_buckets import iter_buckets, plan_sync
-    from omni_rl.models.layout import to_original
-
-    state = model.state_dict()
-    convert = partial(to_original, model)
-    plans = plan_sync(
-        [(n, tuple(t.shape), t.dtype) for n, t in state.items()], convert, int(bucket_mb * 2**20)
-    )
-    return iter_buckets(plans, state.items(), convert)
 
 
 @pytest.mark.parametrize("transport", ["ray", "broadcast"])
