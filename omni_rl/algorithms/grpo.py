@@ -16,8 +16,8 @@ Each step:
 With ``max_staleness: k`` (``one_step_off_policy`` is k = 1) the samples of steps s+1..s+k are generated
 while step s trains: a sample is at most k updates old and carries its weight version. The sampler's
 logprobs are the behaviour policy of ``trainer.mismatch``; the PPO ratio is against the trainer's own
-recomputed logprobs (``omni_rl.training.ppo_update``). The engines keep the last k + 1 weight versions,
-so a crashed engine regenerates its pending requests on the version they were drawn for.
+recomputed logprobs (``omni_rl.training.ppo_update``). A crashed engine is streamed the last synced
+weights and its pending requests run again on them (their samples carry that version).
 ``run_grpo(cfg, resume=True)`` continues from the latest checkpoint of the run folder.
 """
 
