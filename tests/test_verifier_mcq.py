@@ -280,10 +280,19 @@ ADVERSARIAL = [
 def test_adversarial_inputs_are_fast(text: str) -> None:
     verifier = verifiers.get("mcq", max_response_chars=40_000)
     choices = {"A": "Paris", "B": "London", "C": "New London", "D": "the answer is " * 10}
-    best = float("inf")
-    for _ in range(3):  # best of three: the machine is shared
-        start = time.perf_counter()
-        result = verifier.verify(text, "B", choices=choices)
-        best = min(best, time.perf_counter() - start)
-    assert result.error is None
-    assert best < 0.1, f"{best * 1000:.1f} ms"
+
+    def best_of_three(response: str) -> float:  # best of three: the machine is shared
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            result = verifier.verify(response, "B", choices=choices)
+            best = min(best, time.perf_counter() - start)
+            assert result.error is None
+        return best
+
+    hostile = best_of_three(text)
+    # A slow or busy machine may pass 100 ms; backtracking costs seconds, far beyond ordinary prose.
+    prose = best_of_three(("It is a city on the Thames, so I pick London. " * 1_000)[: len(text)])
+    assert hostile < max(0.1, 5 * prose), (
+        f"{hostile * 1000:.1f} ms (prose of that length: {prose * 1000:.1f} ms)"
+    )

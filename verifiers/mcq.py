@@ -29,6 +29,7 @@ words ("Car") never count; a hedge ("the answer is B or C") gives no answer. Eve
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 import unicodedata
@@ -89,8 +90,9 @@ _LETTER_FIRST = re.compile(
     r"(?:to[ \t]+be[ \t]+)?(?:the[ \t]+)?(?:correct|right|best|most[ \t]+appropriate|answer)\b"
 )
 _CONCLUSION = re.compile(r"\b(?:so|thus|therefore|hence|consequently)\b[ \t]*,?", re.IGNORECASE)
-_BARE = re.compile(r"(?<![\w\\'’/$^_-])([A-Z])(?![\w'’/+#-])")
-_MATH_AFTER = re.compile(r"\s*[=<>^/+]")  # "A = \pi r^2": a variable, not an option
+# A lone capital; not an abbreviation's letter ("U.S.", "J.K."), not a variable ("A = ", "=A")
+_BARE = r"(?<![\w\\'’/$^_=+-])(?<![^\W\d_]\.)([{}])(?![\w'’/+#-])(?!\.[^\W\d_])(?!\s*[=<>^/+])"
+
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 # Options named by number: "Option 2", "Statement 3", "Choice #1" (rewritten to letters up front).
 _NUMBERED = re.compile(r"\b(option|choice|statement)(\s*#?\s*)(\d{1,2})(?![\d.,]?\d)", re.IGNORECASE)
@@ -112,6 +114,7 @@ _REJECT_AFTER = re.compile(
     r"(?:(?:definitely|clearly|also|both|all)\s+)?(?:not\b|wrong|incorrect|false|eliminated|ruled\s+out)",
     re.IGNORECASE,
 )
+_REJECT_WORD = re.compile(r"not|nor|neither|except|exclud|eliminat|rul|n't|n’t|wrong|incorrect|false", re.I)
 # The response's opening clause, up to the first clause mark or "because"-like word.
 _LEAD_CLAUSE = re.compile(
     r"[\s*_`\"']{0,4}([^\n.,;:!?()—–]{1,200}?)[ \t*_`\"']{0,4}(?:[\n.,;:!?()—–]|[ \t]-[ \t]|[ \t](?:because|since|as|as it|"
@@ -119,6 +122,12 @@ _LEAD_CLAUSE = re.compile(
 )
 _HEDGE_NEXT = re.compile(r"[ \t]{0,3}(?:not|or|and|nor|but|maybe|perhaps)\b", re.IGNORECASE)
 _LONE = re.compile(r"[\s*_`\"'(\[]{0,8}([A-Za-z])[)\]*_`\"'.:]{0,8}\s*")
+
+
+@functools.lru_cache(maxsize=256)
+def _bare_among(letters: str) -> re.Pattern[str]:
+    """A lone capital among ``letters``: not in a word, an abbreviation ("U.S.") or a formula ("A = ")."""
+    return re.compile(_BARE.format(re.escape(letters)))
 
 
 @dataclass
@@ -157,13 +166,41 @@ class _Context:
         self.notes: list[str] = []
         self.negated: set[str] = set()  # letters an answer statement ruled out ("the answer is not A")
         self.fallback_text: str | None = None  # the text for the loose rules (a restated option list removed)
+        self._edges_of: str | None = None  # the text whose option-text edges are in _edges
+        self._edges: set[int] | None = set()
+        self._normalized: dict[str, str] = {}
+
+    def normalized(self, span: str) -> str:
+        """``normalize_answer(span)``, remembered: the loose rules read the same text more than once."""
+        if span not in self._normalized:
+            self._normalized[span] = normalize_answer(span)
+        return self._normalized[span]
 
     def inside_option_text(self, text: str, pos: int) -> bool:
         """The capital at ``pos`` ends or starts an option's own text ("Vitamin C"), so it is no letter."""
-        return any(
-            text[max(0, pos + 1 - n) : pos + 1].lower() == opt or text[pos : pos + n].lower() == opt
-            for n, opt in self.lower
-        )
+        if self._edges_of is not text:  # one linear pass per text, then a set lookup per letter
+            self._edges_of, self._edges = text, _option_edges(text, [opt for _, opt in self.lower])
+        if self._edges is None:  # lower-casing changed the text's length: compare in place
+            return any(
+                text[max(0, pos + 1 - n) : pos + 1].lower() == opt or text[pos : pos + n].lower() == opt
+                for n, opt in self.lower
+            )
+        return pos in self._edges
+
+
+def _option_edges(text: str, options: list[str]) -> set[int] | None:
+    """Positions where an option's text (lower case) starts or ends in ``text``; None when lower-casing
+    changes the text's length (positions would not line up)."""
+    lowered = text.lower()
+    if len(lowered) != len(text):
+        return None
+    edges: set[int] = set()
+    for opt in options:
+        k = lowered.find(opt)
+        while k >= 0:
+            edges.update((k, k + len(opt) - 1))
+            k = lowered.find(opt, k + 1)
+    return edges
 
 
 def _letters_for_numbers(text: str, ctx: _Context) -> str:
@@ -183,6 +220,8 @@ def _letters_for_numbers(text: str, ctx: _Context) -> str:
 
 def _note_rejections(text: str, ctx: _Context) -> None:
     """Letters the response rules out ("it can't be A or B", "A and C are wrong")."""
+    if not _REJECT_WORD.search(text):
+        return  # both patterns need one of these words: skip their scans
     for pattern in (_REJECT_BEFORE, _REJECT_AFTER):
         for m in pattern.finditer(text):
             ctx.negated.update(c for c in re.findall(r"[A-J]", m.group(1)) if c in ctx.letters)
@@ -240,7 +279,7 @@ def _letter_at(span: str, ctx: _Context, *, lower_ok: bool) -> tuple[str | None,
 
 def _match_text(span: str, ctx: _Context, *, exact_only: bool = False) -> tuple[str | None, list[str]]:
     """The one option whose text is ``span`` or occurs in it: (letter, hits) or (None, hits)."""
-    got = normalize_answer(span) if ctx.norm else ""
+    got = ctx.normalized(span) if ctx.norm else ""
     if not got:
         return None, []
     for letter, opt in ctx.norm:
@@ -325,7 +364,7 @@ def _read_statement(text: str, cue: re.Match[str], ctx: _Context) -> tuple[str |
 
 
 def _from_lines(text: str, ctx: _Context) -> Found | None:
-    bare_line: Found | None = None
+    bare_line: str | None = None  # the last line holding only a letter marker
     leading: dict[str, str] = {}
     kept: list[str] = []  # the lines that open with no letter marker
     offset = 0
@@ -338,7 +377,7 @@ def _from_lines(text: str, ctx: _Context) -> Found | None:
             continue
         rest = line[i + 1 :]
         if not rest[_CLOSE.match(rest).end() :].strip():
-            bare_line = Found(line[i], "letter_line", line.strip()[:80])
+            bare_line = line
         elif rest[:1] in ".):]," and not (line[i] == "I" and rest[:1] == ",") and not rest[1:2].isalpha():
             said, _ = _match_text(rest[1:], ctx, exact_only=True)
             if line[i] == "A" and rest[:1] == ":" and said not in (None, "A"):
@@ -348,8 +387,9 @@ def _from_lines(text: str, ctx: _Context) -> Found | None:
         else:
             kept.append(line)
     if bare_line is not None:
-        return bare_line
-    for m in reversed(list(_CONCLUSION.finditer(text))):
+        lead = _LEAD.match(bare_line)
+        return Found(bare_line[lead.end() if lead else 0], "letter_line", bare_line.strip()[:80])
+    for m in reversed(list(_CONCLUSION.finditer(text))[-_MAX_STATEMENTS:]):
         letter, _, i = _letter_at(text[m.end() : m.end() + _WINDOW], ctx, lower_ok=False)
         if letter and not ctx.inside_option_text(text, m.end() + i):
             return Found(letter, "conclusion", text[m.start() : m.end() + 20].strip())
@@ -389,22 +429,18 @@ def _from_text(text: str, ctx: _Context) -> Found | None:
 def _from_bare(text: str, ctx: _Context) -> Found | None:
     text = text if ctx.fallback_text is None else ctx.fallback_text
     seen: dict[str, str] = {}
-    for m in _BARE.finditer(text):
-        c, i = m.group(1), m.start(1)
-        if c in seen or c not in ctx.letters or c in ctx.negated:
-            continue
-        after, before = text[i + 1 : i + 3], text[max(0, i - 2) : i]
-        if (after[:1] == "." and after[1:2].isalpha()) or (before[1:] == "." and before[:1].isalpha()):
-            continue  # abbreviation: "U.S.", "J.K."
+    wanted = "".join(c for c in ctx.letters if c not in ctx.negated)
+    pos = 0
+    while wanted and (m := _bare_among(wanted).search(text, pos)):  # letters seen once are not sought again
+        c, i, pos = m.group(1), m.start(1), m.end()
         if _NEGATED.match(text, i + 1) or _NEG_BEFORE.search(text[max(0, i - 24) : i]):
             continue  # "A is wrong", "nor is B", "not (C)"
-        if _MATH_AFTER.match(text, i + 1) or before[1:] in ("=", "+"):
-            continue
         if c in "AI" and (word := _LOWER_WORD.match(text, i + 1)) and word.group(1) not in _CONNECTIVES:
             continue  # article / pronoun
         if ctx.inside_option_text(text, i):
             continue
         seen[c] = text[max(0, i - 30) : i + 30].strip()
+        wanted = wanted.replace(c, "")
         if len(seen) > 2:
             break  # ambiguous already; enough for the report
     if len(seen) == 1:
