@@ -76,6 +76,7 @@ from omni_rl.training.ppo_update import run_updates
 from omni_rl.training.reference import frozen_copy, scoring_model
 from omni_rl.training.router_replay import ReplayStats, replay_routes
 from omni_rl.training.step_metrics import MetricSums
+from omni_rl.training.tower_cache import TowerCache
 from omni_rl.training.trainer_checkpoint import load_trainer, save_trainer
 from omni_rl.training.trainer_config import TrainerConfig
 
@@ -197,6 +198,8 @@ class PolicyTrainer:
         self.reference = reference
         self.model, self.processor = model.train(), processor
         self.prompt_cache = PromptEncodeCache(processor)  # the processor once per prompt and step
+        towers = [model] + ([reference] if reference is not None else [])  # same frozen towers
+        self.tower_cache = TowerCache(towers, cfg.encoder_cache_mb * 2**20) if cfg.encoder_cache_mb else None
         self.pad_id = processor.tokenizer.pad_token_id
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(model, cfg)
@@ -325,6 +328,10 @@ class PolicyTrainer:
         metrics["dropped_groups"] = dist_utils.all_reduce_scalar(dropped[1], "sum", self._reduce_device)
         elapsed = dist_utils.all_reduce_scalar(time.perf_counter() - start, "max", self._reduce_device)
         metrics["step_time_s"] = elapsed
+        if self.tower_cache is not None:  # encoder work since the previous update (this step's forwards)
+            metrics.update(self.tower_cache.stats())
+            self.tower_cache.encoded.clear()
+            self.tower_cache.served.clear()
         metrics["tokens_per_s"] = metrics["tokens_total"] / max(elapsed, 1e-9)
         return metrics
 
@@ -565,6 +572,8 @@ class PolicyTrainer:
     def load_checkpoint(self, path: str | Path) -> dict:
         """Restore weights, optimiser, scheduler, step and this rank's RNG from a step folder (or the
         latest under a root); returns the saved ``data_state``. Every rank reads the files."""
+        if self.tower_cache is not None:
+            self.tower_cache.clear()  # features of the weights before the load
         return load_trainer(self, path)
 
 

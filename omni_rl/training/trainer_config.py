@@ -57,6 +57,10 @@ class TrainerConfig:
     micro_batch_tokens: int = 8192
     micro_batch_size: int | None = None
     logprob_chunk_size: int = 1024  # LM-head rows per chunk (memory: chunk x vocab floats)
+    # frozen encoders (model.freeze_vision / freeze_audio) run once per unique media item: their
+    # features are kept, up to this many MiB, and reused by every sample and forward that has the item
+    # (omni_rl.training.tower_cache). 0: off
+    encoder_cache_mb: int = 1024
     # the sampler's temperature: logits are divided by it. None: a GRPO run takes
     # generation.sampling.temperature (GRPOConfig); a standalone trainer uses 1.0
     temperature: float | None = None
@@ -109,6 +113,8 @@ class TrainerConfig:
             raise bad("eps", "must be > 0")
         if self.weight_decay < 0:
             raise bad("weight_decay", "must be >= 0")
+        if self.encoder_cache_mb < 0:
+            raise bad("encoder_cache_mb", "must be >= 0")
         if self.warmup_steps < 0:
             raise bad("warmup_steps", "must be >= 0")
         if self.schedule not in ("constant", "cosine", "linear"):
