@@ -215,6 +215,9 @@ def test_targets_numbers_lists_and_bad_targets():
 # ---- safety and limits ------------------------------------------------------------------------------
 
 
+GOLD = r"\frac{22}{7}"
+
+
 def test_injection_strings_create_nothing_and_are_never_evaluated(tmp_path, monkeypatch):
     marker = tmp_path / "pwned"
     monkeypatch.chdir(tmp_path)
@@ -239,10 +242,11 @@ def test_injection_strings_create_nothing_and_are_never_evaluated(tmp_path, monk
         monkeypatch.setattr(builtins, name, spy)
     for v in (inproc(), verifiers.get("math")):  # in this process and in the worker
         for payload in payloads:
-            for response, gold in ((payload, "1"), ("1", payload), (payload, payload)):
+            # a gold no payload can equal: the tmp path in them holds digits ("pytest-1")
+            for response, gold in ((payload, GOLD), (GOLD, payload), (payload, payload)):
                 result = v.verify(response, gold)
                 assert result.score in (0.0, 1.0) and isinstance(result.correct, bool)
-                if response == payload and gold == "1":
+                if response == payload and gold == GOLD:
                     assert result.score == 0.0
     assert not marker.exists() and not (tmp_path / "pwned_relative").exists()
     assert not [src for src in evaluated if "import" in src or "pwned" in src or "open(" in src]

@@ -112,6 +112,7 @@ class Transport:
             self.group.broadcast(bucket.buffer)
 
     def done(self) -> None:
+        """The engines have loaded the current bucket: nothing needs to outlive it."""
         self._keep = []
 
 
@@ -164,6 +165,10 @@ def stream_buckets(
                     log.warning("generation worker %d died during weight sync: %s", i, exc)
                     failed.append(i)
                     alive.remove(i)
+            # every engine has loaded it: drop this bucket before the next is built (the transport's
+            # keep-alive or a loop variable would hold two buckets at once)
+            transport.done()
+            del bucket, payload, futures
     finally:
         transport.done()
     return failed
