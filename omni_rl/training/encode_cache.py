@@ -7,8 +7,8 @@ media tensors are shared between those samples (``collate`` concatenates them in
 writes into them). The cache is emptied at the start of every ``train_step`` / ``compute_logprobs``, so
 it holds at most one step's prompts.
 
-What is *not* shared: the encoders' forwards. Every row of a micro-batch still runs the vision / audio
-encoder on its own copy of the media features (the model's forward takes pixel values, not features).
+The encoders' forwards are shared separately, by ``tower_cache.TowerCache``, and only when the encoders
+are frozen.
 """
 
 from __future__ import annotations
