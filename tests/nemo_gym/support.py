@@ -21,7 +21,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_VAR = "OMNI_RL_NEMO_GYM_VENV"
-VENV = Path(os.environ[VENV_VAR]) if os.environ.get(VENV_VAR) else None
+# absolute: the servers run from their own folders, where a relative venv path would not resolve
+VENV = Path(os.environ[VENV_VAR]).resolve() if os.environ.get(VENV_VAR) else None
 PYTHON = VENV / "bin" / "python" if VENV else None
 
 
