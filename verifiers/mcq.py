@@ -92,7 +92,6 @@ _LETTER_FIRST = re.compile(
 _CONCLUSION = re.compile(r"\b(?:so|thus|therefore|hence|consequently)\b[ \t]*,?", re.IGNORECASE)
 # A lone capital; not an abbreviation's letter ("U.S.", "J.K."), not a variable ("A = ", "=A")
 _BARE = r"(?<![\w\\'’/$^_=+-])(?<![^\W\d_]\.)([{}])(?![\w'’/+#-])(?!\.[^\W\d_])(?!\s*[=<>^/+])"
-
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 # Options named by number: "Option 2", "Statement 3", "Choice #1" (rewritten to letters up front).
 _NUMBERED = re.compile(r"\b(option|choice|statement)(\s*#?\s*)(\d{1,2})(?![\d.,]?\d)", re.IGNORECASE)
@@ -364,7 +363,7 @@ def _read_statement(text: str, cue: re.Match[str], ctx: _Context) -> tuple[str |
 
 
 def _from_lines(text: str, ctx: _Context) -> Found | None:
-    bare_line: str | None = None  # the last line holding only a letter marker
+    bare_line: tuple[str, int] | None = None  # the last line holding only a letter marker, its index
     leading: dict[str, str] = {}
     kept: list[str] = []  # the lines that open with no letter marker
     offset = 0
@@ -377,7 +376,7 @@ def _from_lines(text: str, ctx: _Context) -> Found | None:
             continue
         rest = line[i + 1 :]
         if not rest[_CLOSE.match(rest).end() :].strip():
-            bare_line = line
+            bare_line = (line, i)
         elif rest[:1] in ".):]," and not (line[i] == "I" and rest[:1] == ",") and not rest[1:2].isalpha():
             said, _ = _match_text(rest[1:], ctx, exact_only=True)
             if line[i] == "A" and rest[:1] == ":" and said not in (None, "A"):
@@ -387,8 +386,8 @@ def _from_lines(text: str, ctx: _Context) -> Found | None:
         else:
             kept.append(line)
     if bare_line is not None:
-        lead = _LEAD.match(bare_line)
-        return Found(bare_line[lead.end() if lead else 0], "letter_line", bare_line.strip()[:80])
+        line, i = bare_line
+        return Found(line[i], "letter_line", line.strip()[:80])
     for m in reversed(list(_CONCLUSION.finditer(text))[-_MAX_STATEMENTS:]):
         letter, _, i = _letter_at(text[m.end() : m.end() + _WINDOW], ctx, lower_ok=False)
         if letter and not ctx.inside_option_text(text, m.end() + i):

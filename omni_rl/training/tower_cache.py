@@ -95,6 +95,13 @@ class TowerCache:
     def clear(self) -> None:
         self.store.clear()
 
+    def take_stats(self) -> dict[str, float]:
+        """``stats()``, then the counts start again from zero (the trainer reports them per update)."""
+        out = self.stats()
+        self.encoded.clear()
+        self.served.clear()
+        return out
+
     def stats(self) -> dict[str, float]:
         out: dict[str, float] = {}
         for kind in sorted(set(self.encoded) | set(self.served)):
@@ -157,7 +164,6 @@ class TowerCache:
             )
         lengths = attention_mask.sum(-1).tolist()
         items = [input_features[i, : int(n)] for i, n in enumerate(lengths)]
-        rows: dict[int, torch.Tensor] = {}
 
         def encode(idx: list[int]) -> list[torch.Tensor]:
             out = original(
@@ -167,11 +173,12 @@ class TowerCache:
 
         features = self._serve("audio", items, [("audio",)] * len(items), encode)
         length = max(f.shape[0] for f in features)
-        for i, f in enumerate(features):  # each clip's valid positions come first; the rest is padding
-            rows[i] = (
-                f if f.shape[0] == length else torch.cat([f, f.new_zeros(length - f.shape[0], *f.shape[1:])])
-            )
-        return _Output(None, last_hidden_state=torch.stack([rows[i] for i in range(len(features))]))
+        # each clip's valid positions come first; pad every row to the longest stored one
+        rows = [
+            f if f.shape[0] == length else torch.cat([f, f.new_zeros(length - f.shape[0], *f.shape[1:])])
+            for f in features
+        ]
+        return _Output(None, last_hidden_state=torch.stack(rows))
 
     # ---- shared ---------------------------------------------------------------------------------------
 

@@ -329,9 +329,7 @@ class PolicyTrainer:
         elapsed = dist_utils.all_reduce_scalar(time.perf_counter() - start, "max", self._reduce_device)
         metrics["step_time_s"] = elapsed
         if self.tower_cache is not None:  # encoder work since the previous update (this step's forwards)
-            metrics.update(self.tower_cache.stats())
-            self.tower_cache.encoded.clear()
-            self.tower_cache.served.clear()
+            metrics.update(self.tower_cache.take_stats())
         metrics["tokens_per_s"] = metrics["tokens_total"] / max(elapsed, 1e-9)
         return metrics
 
