@@ -130,7 +130,7 @@ def test_replay_removes_the_routing_mismatch_and_brings_logprobs_closer():
     assert all(r.weight.grad is not None and r.weight.grad.abs().sum() > 0 for r in router_modules(t.model))
 
 
-def test_router_replay_turns_on_route_recording_in_the_torch_sampler_only():
+def test_router_replay_turns_on_route_recording_in_either_sampler():
     from omni_rl.algorithms.config import GRPOConfig
     from omni_rl.algorithms.setup import route_recording
     from omni_rl.config import load_config
@@ -141,8 +141,34 @@ def test_router_replay_turns_on_route_recording_in_the_torch_sampler_only():
         "record_routes": True
     }
     vllm = load_config(GRPOConfig, None, [env, "trainer.router_replay=true", "generation.backend=vllm"])
-    with pytest.raises(ValueError, match=r"trainer\.router_replay"):
-        route_recording(vllm)
+    assert route_recording(vllm) == {"return_routed_experts": True}
+
+
+def test_vllm_routed_experts_reach_the_sample_output():
+    """vLLM 0.32 returns ``CompletionOutput.routed_experts`` [tokens, moe_layers, k] when the engine is
+    built with ``enable_return_routed_experts``; they become ``SampleOutput.routed_experts`` (the layout
+    ``forced_routes`` replays). Its CPU build cannot run the MoE model, so the engine side is not run here."""
+    from omni_rl.generation.vllm_options import VLLMBackendOptions, engine_kwargs, sample_output
+
+    assert "enable_return_routed_experts" not in engine_kwargs("m", VLLMBackendOptions(), on_cpu=True)
+    kwargs = engine_kwargs("m", VLLMBackendOptions(return_routed_experts=True), on_cpu=False)
+    assert kwargs["enable_return_routed_experts"] is True
+
+    def completion(routes):
+        lp = {7: SimpleNamespace(logprob=-0.5), 9: SimpleNamespace(logprob=-1.5)}
+        return SimpleNamespace(token_ids=[7, 9], logprobs=[lp, lp], text="ab", finish_reason="length",
+                               stop_reason=None, routed_experts=routes)  # fmt: skip
+
+    routes = np.arange(5 * 2 * 3, dtype=np.int32).reshape(5, 2, 3)  # 4 prompt tokens + 1 completion token
+    out = sample_output(completion(routes), SamplingParams(max_tokens=2))
+    assert out.routed_experts.dtype == np.int64 and np.array_equal(out.routed_experts, routes)
+    mask = torch.ones(1, 6, dtype=torch.long)
+    forced = forced_routes(mask, [out.routed_experts], layers=2, k=3)
+    assert torch.equal(forced[:, :5], torch.as_tensor(routes).long().permute(1, 0, 2))
+    assert (forced[:, 5] == -1).all()  # the last completion token was never forwarded
+    assert sample_output(completion(None), SamplingParams(max_tokens=2)).routed_experts is None
+    with pytest.raises(RuntimeError, match="routed_experts of shape"):
+        sample_output(completion(np.zeros((2, 3))), SamplingParams(max_tokens=2))
 
 
 def test_grpo_loop_records_and_replays_routes(tmp_path):

@@ -274,11 +274,8 @@ def route_recording(cfg: Any) -> dict[str, Any]:
     """Backend options for ``trainer.router_replay``: the sampler records the experts it routes to."""
     if not cfg.trainer.router_replay:
         return {}
-    if cfg.generation.backend != "torch":
-        raise ValueError(
-            "trainer.router_replay: only the torch generation backend records routed experts so far "
-            "(vLLM 0.32 can return them with enable_return_routed_experts, not wired here yet)"
-        )
+    if cfg.generation.backend == "vllm":
+        return {"return_routed_experts": True}  # vLLM's enable_return_routed_experts
     return {"record_routes": True}
 
 

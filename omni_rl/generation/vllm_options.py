@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from omni_rl.generation.base import SampleOutput, SamplingParams
 
 LOGPROBS_MODE = "processed_logprobs"
@@ -42,6 +44,10 @@ class VLLMBackendOptions:
       engine (in-process). ``cpu_threads_bind`` sets ``VLLM_CPU_OMP_THREADS_BIND`` ("auto": pin to the
       cores of a NUMA node, best on a dedicated server; "0-3"; default here "nobind", see the backend).
     - ``prepared_dir``: where ``prepare_model_dir`` writes its config views.
+    - ``return_routed_experts``: MoE router replay (R3): vLLM (``enable_return_routed_experts``) returns
+      the experts it chose for every forwarded token in every MoE layer, ``[tokens, moe_layers, k]`` (the
+      prompt, then the completion but its last token: our ``RouteRecorder`` layout); set by the loop
+      when ``trainer.router_replay`` is on.
     - ``engine_args``: extra ``vllm.LLM`` keyword arguments (they win over the derived ones).
     """
 
@@ -69,6 +75,7 @@ class VLLMBackendOptions:
     banned_token_ids: tuple[int, ...] = ()
     trust_remote_code: bool = True
     prepared_dir: str | None = None
+    return_routed_experts: bool = False
     engine_args: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -118,6 +125,8 @@ def engine_kwargs(model_dir: str, options: VLLMBackendOptions, on_cpu: bool) -> 
         kwargs["max_model_len"] = options.max_model_len
     if options.max_num_batched_tokens is not None:
         kwargs["max_num_batched_tokens"] = options.max_num_batched_tokens
+    if options.return_routed_experts:
+        kwargs["enable_return_routed_experts"] = True
     if options.kv_cache_dtype != "auto":
         kwargs["kv_cache_dtype"] = options.kv_cache_dtype
     if not on_cpu:
@@ -189,4 +198,20 @@ def sample_output(completion: Any, params: SamplingParams) -> SampleOutput:
         finish_reason=finish,
         stop_reason=stop_reason,
         model_logprobs=None,
+        routed_experts=routed_experts(completion, len(token_ids)),
     )
+
+
+def routed_experts(completion: Any, completion_tokens: int) -> np.ndarray | None:
+    """vLLM's ``routed_experts`` ([tokens, moe_layers, k], present with ``enable_return_routed_experts``)
+    as integer expert ids; it covers every token vLLM forwarded, so at least the completion but its last."""
+    routes = getattr(completion, "routed_experts", None)
+    if routes is None:
+        return None
+    routes = np.asarray(routes)
+    if routes.ndim != 3 or routes.shape[0] < completion_tokens - 1:
+        raise RuntimeError(
+            f"vLLM returned routed_experts of shape {routes.shape}; expected [tokens, moe_layers, k] with at "
+            f"least the {completion_tokens - 1} forwarded completion tokens"
+        )
+    return routes.astype(np.int64, copy=False)
