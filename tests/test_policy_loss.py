@@ -459,3 +459,25 @@ def test_shape_errors():
         policy_loss(lp, lp, torch.zeros(2), full_mask(2, 2), cfg)
     with pytest.raises(ValueError, match="normalizer"):
         policy_loss(lp, lp, torch.zeros(2), full_mask(2, 3), cfg, normalizer=0.0)
+
+
+def test_entropy_bonus_hand_computed():
+    """On-policy (r = 1), token_mean over 3 counted tokens: loss = -mean(A) - coef * mean(H), and the
+    bonus's gradient reaches the entropy (d loss / d H_t = -coef / 3 on counted tokens, 0 on padding)."""
+    lp = torch.tensor([[-1.0, -2.0], [-0.5, 0.0]])
+    mask = torch.tensor([[1, 1], [1, 0]])
+    adv = torch.tensor([1.0, -2.0])
+    entropy = torch.tensor([[2.0, 1.0], [0.5, 9.0]], requires_grad=True)
+    cfg = PolicyLossConfig(entropy_coef=0.1)
+    loss, m = policy_loss(lp, lp, adv, mask, cfg, entropy=entropy)
+    # pg: -A per token = [-1, -1, 2] -> mean 0; entropy mean (2 + 1 + 0.5) / 3 = 7/6
+    assert loss.item() == pytest.approx(0.0 - 0.1 * 7 / 6)
+    assert m["entropy"] == pytest.approx(7 / 6)
+    loss.backward()
+    assert torch.allclose(entropy.grad, torch.tensor([[-0.1 / 3, -0.1 / 3], [-0.1 / 3, 0.0]]))
+    plain, _ = policy_loss(lp, lp, adv, mask, PolicyLossConfig(), entropy=entropy.detach())
+    assert plain.item() == pytest.approx(0.0)  # the coefficient 0 only logs it
+    with pytest.raises(ValueError, match="entropy is required"):
+        policy_loss(lp, lp, adv, mask, cfg)
+    with pytest.raises(ValueError, match="entropy_coef"):
+        PolicyLossConfig(entropy_coef=-0.1)

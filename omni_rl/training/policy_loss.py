@@ -15,7 +15,7 @@ Per token (ratio r = pi_theta / pi_old, advantage A, eps_low/eps_high the clip r
     pg = max(-A r, -A clip(r, 1 - eps_low, 1 + eps_high))        (PPO/GRPO; DAPO "clip-higher"
                                                                    when eps_high > eps_low)
     dual clip (A < 0, c > 1):  pg = min(pg, -A c)
-    loss_t = w * pg + kl_coef * KL_t(pi_theta || pi_ref)
+    loss_t = w * pg + kl_coef * KL_t(pi_theta || pi_ref) - entropy_coef * H_t(pi_theta)
 
 then ``loss = aggregate(loss_t)`` with one of the modes of :mod:`omni_rl.training.aggregation`.
 
@@ -59,6 +59,9 @@ class PolicyLossConfig:
     constant_normalizer: float | None = None  # for aggregation="constant" (Dr.GRPO)
     kl_coef: float = 0.0
     kl_estimator: KLEstimator = "k3"
+    # entropy bonus (verl's entropy_coeff, TRL's entropy_coef): per_token -= entropy_coef * H(pi_theta)
+    # at each counted token, so a policy keeps exploring instead of collapsing onto one answer
+    entropy_coef: float = 0.0
     log_ratio_clamp: float = 20.0  # |log ratio| bound before exp, for numerical safety
 
     def __post_init__(self) -> None:
@@ -81,6 +84,8 @@ class PolicyLossConfig:
             raise bad("constant_normalizer", "must be > 0 with aggregation='constant'")
         if self.kl_coef < 0:
             raise bad("kl_coef", "must be >= 0")
+        if self.entropy_coef < 0:
+            raise bad("entropy_coef", "must be >= 0")
         if self.kl_estimator not in ("k1", "k2", "k3"):
             raise bad("kl_estimator", "must be 'k1', 'k2' or 'k3'")
         if self.log_ratio_clamp <= 0:
@@ -128,7 +133,8 @@ def policy_loss(
     ``cfg.kl_coef > 0`` (KL is still logged when given with coefficient 0). ``sampler_logprobs``
     is needed for a mismatch correction (``mismatch.mode != "none"``); when given, mismatch statistics
     are logged either way.
-    ``entropy`` [B, T] is only logged. ``normalizer``: the aggregation denominator of the global
+    ``entropy`` [B, T] (differentiable) is logged, and is needed for an entropy bonus
+    (``cfg.entropy_coef > 0``). ``normalizer``: the aggregation denominator of the global
     batch when this call sees one micro-batch (see :func:`aggregation.loss_normalizer`).
 
     Metrics (floats; fractions are over counted tokens, or over sequences for sequence-level
@@ -156,6 +162,8 @@ def policy_loss(
         )
     if cfg.kl_coef > 0 and ref_logprobs is None:
         raise ValueError("ref_logprobs is required when PolicyLossConfig.kl_coef > 0")
+    if cfg.entropy_coef > 0 and entropy is None:
+        raise ValueError("entropy is required when PolicyLossConfig.entropy_coef > 0")
     mismatch = mismatch or MismatchConfig()
     if mismatch.mode != "none" and sampler_logprobs is None:
         raise ValueError(f"sampler_logprobs is required for trainer.mismatch.mode={mismatch.mode!r}")
@@ -195,6 +203,8 @@ def policy_loss(
         if cfg.kl_coef > 0:
             per_token = per_token + cfg.kl_coef * kl
         stats["kl_ref"] = masked_mean(kl.detach(), m)
+    if cfg.entropy_coef > 0:
+        per_token = per_token - cfg.entropy_coef * counted(entropy)
     loss = aggregate(per_token, m, cfg.aggregation, cfg.constant_normalizer, normalizer)
 
     with torch.no_grad():

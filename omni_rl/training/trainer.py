@@ -224,6 +224,11 @@ class PolicyTrainer:
         return plan, dummies
 
     @property
+    def wants_entropy(self) -> bool:
+        """Entropy is computed when logged or when the loss has an entropy bonus."""
+        return self.cfg.log_entropy or self.cfg.policy_loss.entropy_coef > 0
+
+    @property
     def _reduce_device(self) -> torch.device | None:
         return self.device if self.device.type == "cuda" else None
 
@@ -406,7 +411,7 @@ class PolicyTrainer:
             # router replay stays on through backward (gradient checkpointing recomputes the layers)
             with self._replay(mb, mb_items if loss == "grpo" else None) as replay:
                 with collect_router_logits(self.model) if want_routers else nullcontext([]) as captures:
-                    batch, scores = self._scores(mb, with_entropy=self.cfg.log_entropy)
+                    batch, scores = self._scores(mb, with_entropy=self.wants_entropy)
                 if loss == "grpo":
                     mb_loss, metrics, weight = self._grpo_loss(batch, scores, mb_items, norm)
                 else:
