@@ -435,3 +435,22 @@ def test_model_mode_is_restored_and_info(tiny):
     info = backend.info()
     assert info["backend"] == "torch" and info["max_model_len"] == 4096 and info["num_threads"] == 1
     assert set(media_token_ids(processor.tokenizer)) <= set(info["banned_token_ids"])
+
+
+def test_min_tokens_masks_eos_and_stop_ids_until_reached(tiny, backend):
+    """With EOS made overwhelmingly likely, samples end at once; with ``min_tokens=4`` EOS (and a stop
+    token id) cannot be sampled for the first 4 tokens, every sample has >= 4 tokens and then ends on EOS,
+    and the reported log-probs are those of the masked distribution (as vLLM's ``min_tokens``)."""
+    model, processor = tiny
+    eos = processor.tokenizer.eos_token_id
+    stop = 7
+    with logit_bias(model, [eos], 30.0):
+        (plain,) = backend.generate([request("a", n=4, max_tokens=8)])
+        (held,) = backend.generate([request("b", n=4, max_tokens=8, min_tokens=4, stop_token_ids=[stop])])
+    assert all(s.token_ids == [eos] for s in plain.samples)
+    for s in held.samples:
+        assert len(s.token_ids) == 5 and s.token_ids[-1] == eos and s.finish_reason == "stop", s.token_ids
+        assert eos not in s.token_ids[:4] and stop not in s.token_ids[:4]
+        assert s.logprobs[-1] > -1e-3  # after the minimum, EOS takes (nearly) all the mass again
+    with pytest.raises(ValueError, match="min_tokens"):
+        SamplingParams(min_tokens=-1)

@@ -65,6 +65,7 @@ class SamplingConfig:
     """How each rollout is sampled (``omni_rl.generation.SamplingParams``; n is the group size)."""
 
     max_tokens: int = 64
+    min_tokens: int = 0  # EOS / stop tokens cannot end a sample before this many tokens
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 0  # 0: off (on-policy logprobs need no truncation)

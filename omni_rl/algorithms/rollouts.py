@@ -57,6 +57,7 @@ def sampling_params(cfg: SamplingConfig, n: int, seed: int | None, greedy: bool 
     return SamplingParams(
         n=n,
         max_tokens=cfg.max_tokens,
+        min_tokens=cfg.min_tokens,
         temperature=0.0 if greedy else cfg.temperature,
         top_p=cfg.top_p,
         top_k=cfg.top_k,

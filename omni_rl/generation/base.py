@@ -47,11 +47,13 @@ MediaResolver = Any
 @dataclass(frozen=True)
 class SamplingParams:
     """How to sample. ``top_k=0`` (or -1) and ``top_p=1`` disable truncation; ``temperature=0`` is
-    greedy. ``seed`` makes a request's samples reproducible (sample j uses its own stream derived
+    greedy. ``min_tokens``: EOS and ``stop_token_ids`` cannot be sampled before that many tokens (vLLM's
+    ``min_tokens``; stop strings still end a sample). ``seed`` makes a request's samples reproducible (sample j uses its own stream derived
     from (seed, j), independent of what else is in the batch)."""
 
     n: int = 1
     max_tokens: int = 256
+    min_tokens: int = 0
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 0
@@ -71,6 +73,7 @@ class SamplingParams:
         checks = [
             ("n", _is_int(self.n) and self.n >= 1, "an integer >= 1"),
             ("max_tokens", _is_int(self.max_tokens) and self.max_tokens >= 1, "an integer >= 1"),
+            ("min_tokens", _is_int(self.min_tokens) and 0 <= self.min_tokens, "an integer >= 0"),
             ("temperature", _is_num(self.temperature) and self.temperature >= 0, "a number >= 0"),
             ("top_p", _is_num(self.top_p) and 0 < self.top_p <= 1, "a number in (0, 1]"),
             ("top_k", _is_int(self.top_k) and self.top_k >= 0, "an integer >= 0 (0 or -1: off)"),

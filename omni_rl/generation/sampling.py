@@ -29,6 +29,7 @@ class RowSpec:
 
     params: SamplingParams
     seed: int
+    stop_ids: frozenset[int] = frozenset()  # masked while fewer than params.min_tokens were sampled
 
 
 class SamplingState:
@@ -46,11 +47,24 @@ class SamplingState:
         self.ban = torch.zeros(vocab_size, dtype=torch.bool, device=self.device)
         if banned:
             self.ban[torch.tensor(sorted(set(banned)), device=self.device)] = True
+        # min_tokens: per row, the stop ids it may not sample yet and how many tokens it has
+        self.min_tokens = torch.tensor([r.params.min_tokens for r in rows], device=self.device)
+        self.sampled = torch.zeros(len(rows), dtype=torch.long, device=self.device)
+        self.stop_mask = None
+        if any(r.params.min_tokens for r in rows):
+            self.stop_mask = torch.zeros(len(rows), vocab_size, dtype=torch.bool, device=self.device)
+            for i, r in enumerate(rows):
+                ids = [t for t in r.stop_ids if 0 <= t < vocab_size]
+                if r.params.min_tokens and ids:
+                    self.stop_mask[i, ids] = True
 
     def select(self, keep: torch.Tensor) -> None:
         """Keep only the rows at positions ``keep`` (finished rows leave the batch)."""
         self.greedy, self.temperature = self.greedy[keep], self.temperature[keep]
         self.top_k, self.top_p = self.top_k[keep], self.top_p[keep]
+        self.min_tokens, self.sampled = self.min_tokens[keep], self.sampled[keep]
+        if self.stop_mask is not None:
+            self.stop_mask = self.stop_mask[keep]
         positions = keep.tolist()
         self.generators = [self.generators[i] for i in positions]
 
@@ -59,7 +73,11 @@ class SamplingState:
         logits = logits.float()
         scaled = logits / self.temperature[:, None]
         model_lp = torch.log_softmax(scaled, dim=-1)
-        processed = truncate(scaled.masked_fill(self.ban, float("-inf")), self.top_k, self.top_p)
+        banned = self.ban
+        if self.stop_mask is not None:
+            banned = banned | (self.stop_mask & (self.sampled < self.min_tokens)[:, None])
+        processed = truncate(scaled.masked_fill(banned, float("-inf")), self.top_k, self.top_p)
+        self.sampled += 1
         sample_lp = torch.log_softmax(processed, dim=-1)
         uniforms = torch.cat([torch.rand(1, generator=g) for g in self.generators]).to(self.device)
         tokens = inverse_cdf(sample_lp.exp(), uniforms)

@@ -219,7 +219,7 @@ class TorchBackend(GenerationBackend):
         rows = [
             Row(
                 prompt=p,
-                spec=RowSpec(item.request.sampling, seed),
+                spec=RowSpec(item.request.sampling, seed, self._stop_ids(item.request)),
                 max_new=min(
                     item.request.sampling.max_tokens, self.max_model_len - len(item.encoded.input_ids)
                 ),

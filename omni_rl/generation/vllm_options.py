@@ -155,6 +155,7 @@ def sampling_kwargs(
     return {
         "n": 1 if params.greedy else params.n,
         "max_tokens": params.max_tokens,
+        "min_tokens": params.min_tokens,
         "temperature": float(params.temperature),
         "top_p": float(params.top_p),
         "top_k": int(params.top_k),

@@ -30,6 +30,7 @@ def test_sampling_kwargs_map_every_option():
     params = SamplingParams(
         n=4,
         max_tokens=7,
+        min_tokens=2,
         temperature=0.7,
         top_p=0.9,
         top_k=-1,
@@ -42,7 +43,7 @@ def test_sampling_kwargs_map_every_option():
     )
     kwargs = sampling_kwargs(params, seed=3, bad_words=["<image>"])
     assert kwargs == {
-        "n": 4, "max_tokens": 7, "temperature": 0.7, "top_p": 0.9, "top_k": 0, "stop": ["</s>", "\n\n"],
+        "n": 4, "max_tokens": 7, "min_tokens": 2, "temperature": 0.7, "top_p": 0.9, "top_k": 0, "stop": ["</s>", "\n\n"],
         "stop_token_ids": [5], "include_stop_str_in_output": True, "ignore_eos": True, "seed": 3,
         "skip_special_tokens": False, "logprobs": 0, "bad_words": ["<image>"],
     }  # fmt: skip
