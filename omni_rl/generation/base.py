@@ -73,7 +73,7 @@ class SamplingParams:
         checks = [
             ("n", _is_int(self.n) and self.n >= 1, "an integer >= 1"),
             ("max_tokens", _is_int(self.max_tokens) and self.max_tokens >= 1, "an integer >= 1"),
-            ("min_tokens", _is_int(self.min_tokens) and 0 <= self.min_tokens, "an integer >= 0"),
+            ("min_tokens", _is_int(self.min_tokens) and self.min_tokens >= 0, "an integer >= 0"),
             ("temperature", _is_num(self.temperature) and self.temperature >= 0, "a number >= 0"),
             ("top_p", _is_num(self.top_p) and 0 < self.top_p <= 1, "a number in (0, 1]"),
             ("top_k", _is_int(self.top_k) and self.top_k >= 0, "an integer >= 0 (0 or -1: off)"),
