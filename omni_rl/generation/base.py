@@ -48,8 +48,8 @@ MediaResolver = Any
 class SamplingParams:
     """How to sample. ``top_k=0`` (or -1) and ``top_p=1`` disable truncation; ``temperature=0`` is
     greedy. ``min_tokens``: EOS and ``stop_token_ids`` cannot be sampled before that many tokens (vLLM's
-    ``min_tokens``; stop strings still end a sample). ``seed`` makes a request's samples reproducible (sample j uses its own stream derived
-    from (seed, j), independent of what else is in the batch)."""
+    ``min_tokens``; stop strings still end a sample). ``seed`` makes a request's samples reproducible
+    (sample j uses its own stream derived from (seed, j), independent of what else is in the batch)."""
 
     n: int = 1
     max_tokens: int = 256
